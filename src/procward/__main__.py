@@ -1,0 +1,5 @@
+"""``python -m procward`` runs the command-line interface."""
+
+from procward.cli import main
+
+raise SystemExit(main())

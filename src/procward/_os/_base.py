@@ -1,0 +1,108 @@
+"""What the engine needs from the operating system, said once for every platform.
+
+``posix.py`` and ``windows.py`` each provide a ``Platform`` implementation;
+``procward._os`` picks one.  The engine sees only these types, so it never
+asks which OS it runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Child", "ExitStatus", "Leftover", "OutputSink", "Platform", "SpawnSpec"]
+
+
+@dataclass(frozen=True)
+class SpawnSpec:
+    """Everything needed to start one program."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    merge_stderr: bool = False
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: an exit code, or (POSIX) the signal that killed it."""
+
+    code: int | None
+    signal: int | None = None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            import signal as _signal
+
+            try:
+                return f"killed by {_signal.Signals(self.signal).name}"
+            except ValueError:
+                return f"killed by signal {self.signal}"
+        return f"exit code {self.code}"
+
+
+class OutputSink(Protocol):
+    """Receives a child's output, in chunks as they arrive, then its end."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def end_of_run(self) -> None: ...
+
+
+class Child(Protocol):
+    """A started program and its process tree.
+
+    ``exited`` resolves when the main process has ended and been reaped; by then
+    the platform has read every byte its pipes held into the sinks.
+    """
+
+    pid: int
+    create_time: float
+    exited: asyncio.Future[ExitStatus]
+
+    def stop(self, signal_name: str) -> None:
+        """Ask the whole tree to stop (``TERM``, ``INT``, ``CTRL_BREAK``, ...)."""
+
+    def kill_tree(self) -> None:
+        """End the main process and every descendant at once."""
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A child recorded by an earlier daemon: enough to recognise it safely."""
+
+    pid: int
+    create_time: float
+    name: str
+
+
+class Platform(Protocol):
+    """The operating system seam: one implementation per platform."""
+
+    name: str
+
+    def spawn(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        spec: SpawnSpec,
+        stdout: OutputSink,
+        stderr: OutputSink | None,
+    ) -> Child:
+        """Start ``spec`` in its own process group / job; raise ``SpawnError`` if the OS refuses."""
+
+    def reap_leftover(self, leftover: Leftover) -> int:
+        """End what is left of a recorded child's tree; return how many processes were ended."""
+
+    def raise_open_files_limit(self) -> tuple[int, int]:
+        """Raise the open-files soft limit to the hard limit; return (old, new)."""
+
+    def lock_state_dir(self, state_dir: Path) -> object:
+        """Take an exclusive lock on ``state_dir``; raise ``StateDirLocked`` if held."""
+
+    def install_stop_handlers(
+        self, loop: asyncio.AbstractEventLoop, on_stop: Callable[[str], None]
+    ) -> Callable[[], None]:
+        """Call ``on_stop(name)`` (from the loop) on Ctrl+C/SIGTERM/Ctrl+Break; return an undo."""

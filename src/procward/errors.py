@@ -1,0 +1,63 @@
+"""The exceptions procward raises; this module imports nothing from procward.
+
+    ProcwardError                 anything procward raises on purpose
+    ├── ConfigError               a configuration file is wrong (carries every problem)
+    ├── SpawnError                a program could not be started (missing, not executable)
+    ├── StateDirLocked            another procward already runs on this state dir
+    └── UnknownService            a name matches no configured service or instance
+
+Catch ``ConfigError`` to show a user every mistake in their file at once;
+each ``ConfigProblem`` names the file, the line and the key path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "ProcwardError",
+    "SpawnError",
+    "StateDirLocked",
+    "UnknownService",
+]
+
+
+class ProcwardError(Exception):
+    """Base of every error procward raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One mistake in a configuration file: where it is and what is wrong."""
+
+    file: Path
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where} {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(ProcwardError):
+    """A configuration could not be loaded; ``problems`` lists every mistake found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SpawnError(ProcwardError):
+    """A program could not be started: the OS refused to run it."""
+
+
+class StateDirLocked(ProcwardError):
+    """Another procward daemon holds the lock on this state directory."""
+
+
+class UnknownService(ProcwardError):
+    """A name given to a control call matches no service or instance."""
