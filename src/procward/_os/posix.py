@@ -1,0 +1,316 @@
+"""Processes on Linux, macOS and other POSIX systems.
+
+Each program starts in a session of its own (``setsid``), so one ``killpg``
+reaches it and every descendant that did not leave the session on purpose.
+Children are reaped on SIGCHLD with one ``waitpid(pid, WNOHANG)`` per child we
+started: that never steals the exit status of a process someone else started
+(asyncio's own watcher, a health-check command), costs no thread and no file
+descriptor per child, and wakes the loop the moment a child dies, which is what
+makes single-digit-millisecond restarts possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from procward._os._base import Child, ExitStatus, Leftover, OutputSink, SpawnSpec
+from procward.errors import SpawnError, StateDirLocked
+
+__all__ = ["PLATFORM", "PosixPlatform"]
+
+# One read takes what a pipe holds (64 KiB by default on Linux) and more if the
+# kernel has it; a large read means fewer loop passes per megabyte.
+_READ_SIZE = 256 * 1024
+
+_SIGNALS = {
+    "TERM": signal.SIGTERM,
+    "INT": signal.SIGINT,
+    "HUP": signal.SIGHUP,
+    "QUIT": signal.SIGQUIT,
+    "KILL": signal.SIGKILL,
+    "USR1": signal.SIGUSR1,
+    "USR2": signal.SIGUSR2,
+    # Windows console events, for a configuration shared by both systems.
+    "CTRL_C": signal.SIGINT,
+    "CTRL_BREAK": signal.SIGTERM,
+}
+
+# Two processes with one pid and create times this close are the same process:
+# a pid cannot be reused while its first owner lives.
+_SAME_PROCESS = 0.1
+
+
+class _Reaper:
+    """Collects the exit status of the children we started, on SIGCHLD."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiters: dict[int, Callable[[int], None]] = {}
+        loop.add_signal_handler(signal.SIGCHLD, self._on_sigchld)
+
+    def watch(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        self._waiters[pid] = on_exit
+        # The child may have died before we were listening; its SIGCHLD is gone.
+        self._poll(pid)
+
+    def _on_sigchld(self) -> None:
+        for pid in list(self._waiters):
+            self._poll(pid)
+
+    def _poll(self, pid: int) -> None:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            # Someone else reaped it; the status is lost, report it as unknown.
+            done, status = pid, -1
+        if done:
+            callback = self._waiters.pop(pid)
+            callback(status)
+
+
+_reapers: dict[asyncio.AbstractEventLoop, _Reaper] = {}
+
+
+def _reaper(loop: asyncio.AbstractEventLoop) -> _Reaper:
+    reaper = _reapers.get(loop)
+    if reaper is None:
+        for old in [lp for lp in _reapers if lp.is_closed()]:
+            del _reapers[old]
+        reaper = _reapers[loop] = _Reaper(loop)
+    return reaper
+
+
+class _PipeReader:
+    """Moves bytes from one child pipe into a sink as soon as they arrive."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: OutputSink) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._sink = sink
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._sink.feed(data)
+        else:
+            self.close()
+
+    def drain(self) -> None:
+        """Read whatever the pipe holds now, without waiting for more."""
+        while self._fd >= 0:
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.close()
+                return
+            self._sink.feed(data)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class PosixChild:
+    """A program started in its own session, and the pipes it writes to."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        popen: subprocess.Popen[bytes],
+        stdout: OutputSink,
+        stderr: OutputSink | None,
+    ) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        try:
+            self.create_time = psutil.Process(self.pid).create_time()
+        except psutil.Error:
+            self.create_time = 0.0
+        self.exited: asyncio.Future[ExitStatus] = loop.create_future()
+        self._sinks = [s for s in (stdout, stderr) if s is not None]
+        self._readers: list[_PipeReader] = []
+        for pipe, sink in ((popen.stdout, stdout), (popen.stderr, stderr)):
+            if pipe is not None and sink is not None:
+                # Take the fd away from the file object so only we close it.
+                self._readers.append(_PipeReader(loop, os.dup(pipe.fileno()), sink))
+                pipe.close()
+        _reaper(loop).watch(self.pid, self._on_exit)
+
+    def _on_exit(self, status: int) -> None:
+        # Keep Popen from reaping (or warning about) a pid we already reaped.
+        code = os.waitstatus_to_exitcode(status) if status >= 0 else -1
+        self._popen.returncode = code
+        # The main process is gone: what it left in its session goes with it,
+        # as systemd does with a unit's control group.
+        self._killpg(signal.SIGKILL)
+        # Every byte it wrote is in the pipes now; take it before reporting the
+        # exit, so the log of this run is complete before the next run starts.
+        for reader in self._readers:
+            reader.drain()
+        for sink in self._sinks:
+            sink.end_of_run()
+        if not self.exited.done():
+            if status >= 0 and os.WIFSIGNALED(status):
+                self.exited.set_result(ExitStatus(None, os.WTERMSIG(status)))
+            else:
+                self.exited.set_result(ExitStatus(code if status >= 0 else None))
+
+    def _killpg(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, signal_name: str) -> None:
+        self._killpg(_SIGNALS.get(signal_name, signal.SIGTERM))
+
+    def kill_tree(self) -> None:
+        # Descendants that left the session (setsid daemons) are found by
+        # ancestry before the group is killed, while the tree is still linked.
+        escaped: list[psutil.Process] = []
+        if not self.exited.done():
+            try:
+                escaped = psutil.Process(self.pid).children(recursive=True)
+            except psutil.Error:
+                pass
+        self._killpg(signal.SIGKILL)
+        for proc in escaped:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+
+
+class PosixPlatform:
+    """The POSIX implementation of the engine's operating-system seam."""
+
+    name = "posix"
+
+    def spawn(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        spec: SpawnSpec,
+        stdout: OutputSink,
+        stderr: OutputSink | None,
+    ) -> Child:
+        try:
+            popen = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if spec.merge_stderr else subprocess.PIPE,
+                cwd=spec.cwd,
+                env=spec.env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise SpawnError(f"cannot start {spec.argv[0]!r}: {e.strerror or e}") from e
+        return PosixChild(loop, popen, stdout, None if spec.merge_stderr else stderr)
+
+    def reap_leftover(self, leftover: Leftover) -> int:
+        victims: dict[int, psutil.Process] = {}
+        try:
+            leader = psutil.Process(leftover.pid)
+            if abs(leader.create_time() - leftover.create_time) < _SAME_PROCESS:
+                victims[leader.pid] = leader
+                for proc in leader.children(recursive=True):
+                    victims[proc.pid] = proc
+        except psutil.Error:
+            pass
+        # The leader may be gone while its session lives on; a member created
+        # after the leader with the leader's pid as its group is its offspring.
+        for proc in psutil.process_iter():
+            try:
+                if (
+                    proc.pid not in victims
+                    and os.getpgid(proc.pid) == leftover.pid
+                    and proc.create_time() >= leftover.create_time - _SAME_PROCESS
+                ):
+                    victims[proc.pid] = proc
+            except (OSError, psutil.Error):
+                continue
+        for proc in victims.values():
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        return len(victims)
+
+    def raise_open_files_limit(self) -> tuple[int, int]:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            except (ValueError, OSError):
+                # macOS caps the soft limit below an "unlimited" hard limit.
+                target = soft
+        return soft, target
+
+    def lock_state_dir(self, state_dir: Path) -> object:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / "procward.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StateDirLocked(
+                    f"another procward is running with state dir {state_dir}"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return _Lock(fd)
+
+    def install_stop_handlers(
+        self, loop: asyncio.AbstractEventLoop, on_stop: Callable[[str], None]
+    ) -> Callable[[], None]:
+        # The handler only queues the request; the loop's owner acts on it.
+        for sig, name in ((signal.SIGINT, "INT"), (signal.SIGTERM, "TERM")):
+            loop.add_signal_handler(sig, on_stop, name)
+
+        def undo() -> None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+        return undo
+
+
+class _Lock:
+    """Holds the state-dir lock until released or the process ends."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+PLATFORM = PosixPlatform()

@@ -1,0 +1,64 @@
+"""``procward run``: supervise every service of a configuration in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from procward.cli._common import add_config_options
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run", help="supervise the configured services in the foreground",
+        description="Start every service of the configuration, keep them running, capture "
+                    "their output; Ctrl+C (or SIGTERM) stops them all, a second Ctrl+C kills.",
+    )
+    add_config_options(p)
+    p.add_argument("--no-colour", "--no-color", dest="colour", action="store_false",
+                   default=None, help="plain output even on a terminal")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from procward import __version__
+    from procward._daemon import run_daemon
+    from procward.cli._render import EventPrinter
+    from procward.config import find_config_path, load_config
+    from procward.engine import Supervisor
+    from procward.errors import ConfigError, StateDirLocked
+
+    path = find_config_path(args.config)
+    if not path.exists():
+        print(f"procward: no configuration at {path}; write one with `procward init` "
+              "or pass -c FILE", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(path, profile=args.profile)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return 2
+
+    def say(text: str) -> None:
+        print(f"procward: {text}", flush=True)
+
+    def banner(sup: Supervisor) -> None:
+        n = len(config.services)
+        say(f"{__version__} supervising {n} service{'s' if n != 1 else ''} from {config.source}")
+        say(f"logs:   {sup.log_dir}")
+        say(f"events: {sup.events_path}")
+        say(f"state:  {sup.state_dir}")
+        say("press Ctrl+C to stop all services")
+
+    try:
+        return asyncio.run(run_daemon(config, on_event=EventPrinter(colour=args.colour),
+                                      on_ready=banner, say=say))
+    except StateDirLocked as e:
+        print(f"procward: {e}; stop it first, or give this configuration its own state_dir",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,53 @@
+"""The states a service instance moves through, and which moves are legal.
+
+    stopped ──► starting ──► running ──► stopping ──► stopped
+                   │  ▲          │
+                   ▼  │          ▼
+                 backoff ◄───────┘ (died)          exited: ended, not to restart
+                   │                               failed: start limit hit
+                   ▼
+                 failed
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["TRANSITIONS", "IllegalTransition", "State"]
+
+
+class State(StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+    EXITED = "exited"
+    FAILED = "failed"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the instance has, or is about to have, a process."""
+        return self in (State.STARTING, State.RUNNING, State.BACKOFF, State.STOPPING)
+
+
+_S = State
+TRANSITIONS: dict[State, frozenset[State]] = {
+    _S.STOPPED: frozenset({_S.STARTING}),
+    # starting -> starting: a crashed program restarted at once, without backoff.
+    _S.STARTING: frozenset({_S.STARTING, _S.RUNNING, _S.BACKOFF, _S.STOPPING, _S.STOPPED,
+                            _S.EXITED, _S.FAILED}),
+    _S.RUNNING: frozenset({_S.STARTING, _S.BACKOFF, _S.STOPPING, _S.STOPPED, _S.EXITED,
+                           _S.FAILED}),
+    _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.FAILED}),
+    _S.STOPPING: frozenset({_S.STOPPED}),
+    _S.EXITED: frozenset({_S.STARTING}),
+    _S.FAILED: frozenset({_S.STARTING}),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """The engine tried a move the state machine does not allow: a bug in procward."""
+
+    def __init__(self, name: str, old: State, new: State) -> None:
+        super().__init__(f"{name}: illegal state change {old} -> {new}")

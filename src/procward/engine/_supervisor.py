@@ -1,0 +1,233 @@
+"""The Supervisor: the engine's one public face.
+
+It owns every instance, the event bus, the daemon's event log and the state
+dir. Callers (the CLI's ``run``, the control API, tests) use only the methods
+here; they never reach into instances or log writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+from procward._os import PLATFORM, Platform
+from procward.config import Config, LogSettings
+from procward.engine._events import Event, EventBus, EventKind
+from procward.engine._instance import Instance, InstanceStatus
+from procward.engine._journal import ChildJournal
+from procward.engine._logs import Compressor, LogWriter
+from procward.engine._state import State
+from procward.errors import UnknownService
+
+__all__ = ["Supervisor"]
+
+EVENTS_FILE = "procward.events.jsonl"
+_EVENT_LOG = LogSettings(max_size=10 * 1024 * 1024, keep=5)
+# A log file without output for this long gives its descriptor back, so
+# hundreds of quiet services do not hold two files open each.
+_IDLE_CLOSE = 5.0
+
+
+class Supervisor:
+    """Starts, watches and stops every service of one configuration."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        platform: Platform = PLATFORM,
+        rng: random.Random | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.platform = platform
+        self.log_dir = config.procward.log_dir
+        self.state_dir = config.procward.state_dir
+        self.rng = rng or random.Random()
+        self.bus = EventBus()
+        self.compressor = Compressor()
+        self.journal = ChildJournal(self.state_dir)
+        self.events_path = self.log_dir / EVENTS_FILE
+        self._environ = dict(os.environ if environ is None else environ)
+        self._instances: dict[str, list[Instance]] = {}
+        self._order: list[str] = list(config.services)
+        self._changed: asyncio.Event | None = None
+        self._lock: object | None = None
+        self._event_log: LogWriter | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._running = False
+
+    # -- start and stop the whole daemon --------------------------------------
+
+    async def start(self) -> None:
+        """Lock the state dir, end leftovers of a previous run, start autostart services."""
+        loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self._lock = self.platform.lock_state_dir(self.state_dir)
+        self._event_log = LogWriter(self.events_path, _EVENT_LOG, on_problem=self._event_log_problem)
+        self.bus.subscribe(self._write_event)
+        self._running = True
+        old, new = self.platform.raise_open_files_limit()
+        self.emit(Event(EventKind.DAEMON, f"procward started (pid {os.getpid()})", None,
+                        {"pid": os.getpid(), "config": str(self.config.source),
+                         "open_files_limit": new, "open_files_limit_was": old}))
+        self._reap_leftovers()
+        self.journal.open()
+        for name, cfg in self.config.services.items():
+            self._instances[name] = [
+                Instance(self, name, i, cfg, self._environ) for i in range(cfg.instances)
+            ]
+        for name, cfg in self.config.services.items():
+            if cfg.autostart:
+                for inst in self._instances[name]:
+                    inst.start()
+        self._sweeper = loop.call_later(_IDLE_CLOSE, self._sweep)
+
+    def _reap_leftovers(self) -> None:
+        for leftover in self.journal.leftovers():
+            ended = self.platform.reap_leftover(leftover)
+            if ended:
+                self.emit(Event(EventKind.DAEMON,
+                                f"ended {ended} process(es) left by a previous procward "
+                                f"(pid {leftover.pid})", leftover.name,
+                                {"pid": leftover.pid, "ended": ended}))
+
+    async def stop(self) -> None:
+        """Stop every service, dependents before their dependencies, then close up."""
+        if not self._running:
+            return
+        for level in self._stop_levels():
+            await asyncio.gather(*(inst.stop() for name in level for inst in self._instances[name]))
+        self._running = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for inst in self.instances():
+            for writer in inst.log_writers:
+                writer.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.compressor.close)
+        self.journal.close()
+        self.emit(Event(EventKind.DAEMON, "procward stopped", None, {"pid": os.getpid()}))
+        if self._event_log is not None:
+            self._event_log.close()
+        release = getattr(self._lock, "release", None)
+        if release is not None:
+            release()
+
+    def kill(self) -> None:
+        """End every process tree at once (a second Ctrl+C)."""
+        for inst in self.instances():
+            inst.kill()
+
+    def _stop_levels(self) -> list[list[str]]:
+        # rank 0: nothing depends on it; a dependency ranks above its dependents.
+        dependents: dict[str, list[str]] = {name: [] for name in self._instances}
+        for name in self._instances:
+            for dep in self.config.services[name].depends_on:
+                if dep in dependents:
+                    dependents[dep].append(name)
+        rank: dict[str, int] = {}
+
+        def rank_of(name: str, seen: frozenset[str]) -> int:
+            if name not in rank:
+                above = [rank_of(d, seen | {name}) for d in dependents[name] if d not in seen]
+                rank[name] = 1 + max(above) if above else 0
+            return rank[name]
+
+        for name in self._instances:
+            rank_of(name, frozenset())
+        levels: dict[int, list[str]] = {}
+        for name, r in rank.items():
+            levels.setdefault(r, []).append(name)
+        return [levels[r] for r in sorted(levels)]
+
+    # -- services -------------------------------------------------------------
+
+    def instances(self) -> list[Instance]:
+        return [inst for name in self._order for inst in self._instances.get(name, [])]
+
+    def select(self, names: Iterable[str]) -> list[Instance]:
+        """Instances named by service name (all copies) or instance name (``web:1``)."""
+        chosen: list[Instance] = []
+        for name in names:
+            if name in self._instances:
+                found = self._instances[name]
+            else:
+                found = [i for i in self.instances() if i.name == name]
+            if not found:
+                raise UnknownService(f"no service or instance named {name!r}")
+            chosen.extend(i for i in found if i not in chosen)
+        return chosen
+
+    def status(self, names: Iterable[str] | None = None) -> list[InstanceStatus]:
+        chosen = self.instances() if names is None else self.select(names)
+        return [inst.status() for inst in chosen]
+
+    async def start_services(self, names: Iterable[str]) -> list[str]:
+        """Start the named services; return the instances that were not already running."""
+        return [inst.name for inst in self.select(names) if inst.start()]
+
+    async def stop_services(self, names: Iterable[str]) -> list[str]:
+        chosen = self.select(names)
+        await asyncio.gather(*(inst.stop() for inst in chosen))
+        return [inst.name for inst in chosen]
+
+    async def restart_services(self, names: Iterable[str]) -> list[str]:
+        chosen = self.select(names)
+        await asyncio.gather(*(inst.stop() for inst in chosen))
+        for inst in chosen:
+            inst.start()
+        return [inst.name for inst in chosen]
+
+    # -- what instances need from their owner ----------------------------------
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        return self.bus.subscribe(callback)
+
+    def state_changed(self) -> None:
+        # Wake every waiter once; the next change needs a fresh event.
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def dependencies_ready(self, instance: Instance) -> bool:
+        for dep in instance.config.depends_on:
+            for other in self._instances.get(dep, []):
+                ready = other.state is State.RUNNING or (
+                    other.state is State.EXITED and other.last_exit is not None
+                    and other.last_exit.code in other.config.success_exit_codes
+                )
+                if not ready:
+                    return False
+        return True
+
+    async def wait_dependencies(self, instance: Instance) -> None:
+        while not self.dependencies_ready(instance):
+            assert self._changed is not None
+            await self._changed.wait()
+
+    # -- housekeeping ---------------------------------------------------------
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for inst in self.instances():
+            for writer in inst.log_writers:
+                writer.close_if_idle(now, _IDLE_CLOSE)
+        if self._event_log is not None:
+            self._event_log.close_if_idle(now, _IDLE_CLOSE)
+        if self._running:
+            self._sweeper = asyncio.get_running_loop().call_later(_IDLE_CLOSE, self._sweep)
+
+    def _write_event(self, event: Event) -> None:
+        if self._event_log is not None:
+            self._event_log.feed((event.to_json() + "\n").encode())
+
+    def _event_log_problem(self, kind: str, message: str, fields: dict[str, object]) -> None:
+        # The event log cannot report its own trouble into itself.
+        print(f"procward: {message}", file=sys.stderr)
