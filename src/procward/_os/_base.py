@@ -96,6 +96,10 @@ class Platform(Protocol):
     def reap_leftover(self, leftover: Leftover) -> int:
         """End what is left of a recorded child's tree; return how many processes were ended."""
 
+    def guard_children(self, journal: Path) -> Callable[[], None] | None:
+        """Make the children listed in ``journal`` die if this daemon dies, where the OS
+        allows; return a function to call at a clean stop, or None if not needed."""
+
     def raise_open_files_limit(self) -> tuple[int, int]:
         """Raise the open-files soft limit to the hard limit; return (old, new)."""
 

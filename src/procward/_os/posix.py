@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -259,6 +260,27 @@ class PosixPlatform:
             except psutil.Error:
                 pass
         return len(victims)
+
+    def guard_children(self, journal: Path) -> Callable[[], None] | None:
+        if not sys.platform.startswith("linux"):
+            return None  # the guardian reads /proc; elsewhere the next start reaps
+        guardian = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guardian.py")), str(journal)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl+C at the terminal must not reach it
+        )
+
+        def release() -> None:
+            # A clean stop: every child is gone, so the guardian finds nothing to do.
+            assert guardian.stdin is not None
+            guardian.stdin.close()
+            try:
+                guardian.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                guardian.kill()
+                guardian.wait()
+
+        return release
 
     def raise_open_files_limit(self) -> tuple[int, int]:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -277,7 +277,9 @@ class LogWriter:
         # Runs on the compressor thread: files only, no engine state.
         tmp = self.path.with_name(pending.name + ".gz")
         try:
-            with open(pending, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+            with open(pending, "rb") as src, open(tmp, "wb") as raw, gzip.GzipFile(
+                filename=self.path.name, mode="wb", fileobj=raw, compresslevel=6
+            ) as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
             self._shift(".gz")
             os.replace(tmp, self._rotated(1, ".gz"))

@@ -60,6 +60,7 @@ class Supervisor:
         self._event_log: LogWriter | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._running = False
+        self._release_guard: Callable[[], None] | None = None
 
     # -- start and stop the whole daemon --------------------------------------
 
@@ -68,7 +69,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._lock = self.platform.lock_state_dir(self.state_dir)
-        self._event_log = LogWriter(self.events_path, _EVENT_LOG, on_problem=self._event_log_problem)
+        self._event_log = LogWriter(self.events_path, _EVENT_LOG,
+                                    on_problem=self._event_log_problem)
         self.bus.subscribe(self._write_event)
         self._running = True
         old, new = self.platform.raise_open_files_limit()
@@ -77,6 +79,7 @@ class Supervisor:
                          "open_files_limit": new, "open_files_limit_was": old}))
         self._reap_leftovers()
         self.journal.open()
+        self._release_guard = self.platform.guard_children(self.journal.path)
         for name, cfg in self.config.services.items():
             self._instances[name] = [
                 Instance(self, name, i, cfg, self._environ) for i in range(cfg.instances)
@@ -110,6 +113,8 @@ class Supervisor:
                 writer.close()
         await asyncio.get_running_loop().run_in_executor(None, self.compressor.close)
         self.journal.close()
+        if self._release_guard is not None:
+            self._release_guard()
         self.emit(Event(EventKind.DAEMON, "procward stopped", None, {"pid": os.getpid()}))
         if self._event_log is not None:
             self._event_log.close()

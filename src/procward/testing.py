@@ -1,0 +1,111 @@
+"""Helpers for testing code that runs under procward, and procward itself.
+
+Real processes only: ``python(code)`` builds a command running a snippet in
+this interpreter, ``supervised(config)`` runs a real Supervisor for the length
+of a ``with`` block and afterwards ends, by pid, anything it ever started, and
+``EventRecorder`` lets a test await the events it expects instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from procward.config import Config
+from procward.engine import Event, EventKind, Supervisor
+
+__all__ = ["EventRecorder", "make_config", "python", "supervised"]
+
+
+def python(code: str) -> list[str]:
+    """A command running ``code`` in this Python, isolated and without site-packages."""
+    return [sys.executable, "-I", "-S", "-c", textwrap.dedent(code)]
+
+
+def make_config(root: Path, services: dict[str, dict[str, Any]], **sections: Any) -> Config:
+    """A validated Config whose logs and state live under ``root``."""
+    daemon = {"log_dir": root / "logs", "state_dir": root / "state"}
+    daemon.update(sections.pop("procward", {}))
+    services = {name: {"cwd": root, **svc} for name, svc in services.items()}
+    return Config.model_validate(
+        {"source": root / "procward.toml", "procward": daemon, "services": services, **sections}
+    )
+
+
+class EventRecorder:
+    """Keeps every event of a Supervisor and lets a test await the ones it expects."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.events: list[Event] = []
+        self.pids: set[int] = set()
+        self._waiters: list[asyncio.Future[None]] = []
+        supervisor.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        self.events.append(event)
+        pid = event.fields.get("pid")
+        if isinstance(pid, int) and event.service is not None:
+            self.pids.add(pid)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    def matching(self, service: str | None = None, kind: EventKind | None = None,
+                 **fields: Any) -> list[Event]:
+        return [
+            e for e in self.events
+            if (service is None or e.service == service)
+            and (kind is None or e.kind is kind)
+            and all(e.fields.get(k) == v for k, v in fields.items())
+        ]
+
+    async def wait_for(self, predicate: Callable[[Event], bool], *, count: int = 1,
+                       timeout: float = 15.0) -> list[Event]:
+        """The first ``count`` events matching ``predicate``, waiting for them if needed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = [e for e in self.events if predicate(e)]
+            if len(found) >= count:
+                return found[:count]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"saw {len(found)} of {count} expected events; last events: "
+                                   + "; ".join(f"{e.service}: {e.message}" for e in self.events[-8:]))
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(waiter, remaining)
+
+    async def wait_state(self, service: str, state: str, *, count: int = 1,
+                         timeout: float = 15.0) -> list[Event]:
+        return await self.wait_for(
+            lambda e: e.service == service and e.kind is EventKind.STATE
+            and e.fields.get("state") == state, count=count, timeout=timeout)
+
+
+@asynccontextmanager
+async def supervised(config: Config, **kwargs: Any) -> AsyncIterator[tuple[Supervisor, EventRecorder]]:
+    """Run a Supervisor for the block; afterwards stop it and end, by pid, all it started."""
+    supervisor = Supervisor(config, **kwargs)
+    recorder = EventRecorder(supervisor)
+    await supervisor.start()
+    try:
+        yield supervisor, recorder
+    finally:
+        try:
+            await asyncio.wait_for(supervisor.stop(), 30)
+        finally:
+            for pid in recorder.pids:
+                with suppress(psutil.Error):
+                    for proc in [*psutil.Process(pid).children(recursive=True),
+                                 psutil.Process(pid)]:
+                        proc.kill()

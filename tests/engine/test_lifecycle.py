@@ -1,0 +1,300 @@
+"""The lifecycle of a service, with real child processes: starts, restarts, backoff, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import psutil
+
+from procward.engine import EventKind, State
+from procward.testing import make_config, python, supervised
+
+FAST = {"start_limit": {"burst": 50, "interval": "60s"}}
+
+
+def _spawns(rec, service):  # type: ignore[no-untyped-def]
+    return [e for e in rec.matching(service, EventKind.STATE, state="starting") if e.fields["pid"]]
+
+
+def test_crash_after_start_restarts_once_per_crash(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A program that dies after it had started is restarted at once, exactly once per death."""
+    cfg = make_config(tmp_path, {"crash": {
+        "command": python("import time, sys; time.sleep(0.3); sys.exit(1)"),
+        "start_seconds": 0.1, **FAST}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_for(lambda e: e.kind is EventKind.EXIT, count=4)
+            exits = rec.matching("crash", EventKind.EXIT)
+            await rec.wait_for(lambda e: e.kind is EventKind.STATE and e.fields.get("pid")
+                               and e.fields["state"] == "starting", count=len(exits) + 1)
+            spawns = _spawns(rec, "crash")
+            # One new process per death, no backoff in between, the counter agrees.
+            assert len(spawns) == len(exits) + 1
+            assert not rec.matching("crash", EventKind.STATE, state="backoff")
+            assert all(e.message == "starting: restart after exit code 1" for e in spawns[1:])
+            assert len({e.fields["pid"] for e in spawns}) == len(spawns)
+            assert sup.status(["crash"])[0].restarts >= len(exits)
+
+    run(scenario())
+
+
+def test_early_crash_backs_off_with_growing_delays(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A program that dies before start_seconds is retried after delays growing by factor."""
+    cfg = make_config(tmp_path, {"early": {
+        "command": python("import sys; sys.exit(2)"), "start_seconds": 5,
+        "backoff": {"initial": "50ms", "factor": 2, "jitter": 0, "max": "10s"}, **FAST}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (_, rec):
+            backoffs = await rec.wait_state("early", "backoff", count=4)
+            assert [e.fields["delay"] for e in backoffs] == [0.05, 0.1, 0.2, 0.4]
+            spawns = _spawns(rec, "early")
+            gaps = [b.time - a.time for a, b in zip(spawns, spawns[1:], strict=False)][:3]
+            assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+
+    run(scenario())
+
+
+def test_crash_loop_ends_failed(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """More restarts than start_limit.burst within the interval turn the service failed."""
+    cfg = make_config(tmp_path, {"loop": {
+        "command": python("import sys; sys.exit(1)"), "start_seconds": 2,
+        "backoff": {"initial": "10ms", "jitter": 0},
+        "start_limit": {"burst": 3, "interval": "60s"}}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("loop", "failed")
+            assert len(_spawns(rec, "loop")) == 4  # the first start and 3 restarts
+            status = sup.status(["loop"])[0]
+            assert status.state is State.FAILED and status.exit_code == 1
+            # failed stays failed: nothing more is spawned on its own.
+            await asyncio.sleep(0.3)
+            assert len(_spawns(rec, "loop")) == 4
+            # a manual start clears it
+            await sup.start_services(["loop"])
+            await rec.wait_state("loop", "failed", count=2)
+            assert len(_spawns(rec, "loop")) == 8
+
+    run(scenario())
+
+
+def test_restart_policies(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """on-failure leaves a success code alone; never leaves a failure alone; always restarts."""
+    cfg = make_config(tmp_path, {
+        "ok": {"command": python("raise SystemExit(3)"), "restart": "on-failure",
+               "success_exit_codes": [0, 3], "start_seconds": 0},
+        "never": {"command": python("raise SystemExit(1)"), "restart": "never",
+                  "start_seconds": 0},
+        "always": {"command": python("raise SystemExit(0)"), "restart": "always",
+                   "start_seconds": 0, "start_limit": {"burst": 2, "interval": "60s"}},
+    })
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("ok", "exited")
+            await rec.wait_state("never", "exited")
+            await rec.wait_state("always", "failed")
+            assert len(_spawns(rec, "ok")) == 1
+            assert len(_spawns(rec, "never")) == 1
+            assert len(_spawns(rec, "always")) == 3
+            by_name = {s.name: s for s in sup.status()}
+            assert by_name["ok"].exit_code == 3 and by_name["never"].exit_code == 1
+
+    run(scenario())
+
+
+def test_backoff_resets_after_staying_up(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """After a run longer than backoff.reset_after the next early death starts from initial."""
+    marker = tmp_path / "runs"
+    # 1st and 2nd run die at once, the 3rd stays up 0.5s (> reset_after), then die at once.
+    code = f"""
+        import pathlib, sys, time
+        p = pathlib.Path({str(marker)!r})
+        n = len(p.read_text()) if p.exists() else 0
+        p.write_text('x' * (n + 1))
+        if n == 2:
+            time.sleep(0.5)
+        sys.exit(1)
+    """
+    cfg = make_config(tmp_path, {"flaky": {
+        "command": python(code), "start_seconds": 1,
+        "backoff": {"initial": "20ms", "factor": 3, "jitter": 0, "reset_after": "0.3s"}, **FAST}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (_, rec):
+            backoffs = await rec.wait_state("flaky", "backoff", count=4)
+            assert [e.fields["delay"] for e in backoffs] == [0.02, 0.06, 0.02, 0.06]
+
+    run(scenario())
+
+
+def test_missing_program_backs_off_then_fails_and_daemon_lives(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A program that does not exist is reported, retried with backoff, then failed."""
+    cfg = make_config(tmp_path, {
+        "ghost": {"command": [str(tmp_path / "no-such-program")],
+                  "backoff": {"initial": "10ms"}, "start_limit": {"burst": 2, "interval": "1m"}},
+        "fine": {"command": python("import time; time.sleep(60)"), "start_seconds": 0.1},
+    })
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("ghost", "failed")
+            failures = rec.matching("ghost", EventKind.SPAWN_FAILED)
+            assert len(failures) == 3
+            assert "no-such-program" in failures[0].message
+            assert "No such file" in failures[0].message
+            await rec.wait_state("fine", "running")
+            assert sup.status(["fine"])[0].state is State.RUNNING
+
+    run(scenario())
+
+
+def test_grandchild_is_gone_after_stop(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """Stopping a service ends its whole process tree, grandchildren included."""
+    code = f"""
+        import subprocess, sys, time
+        g = subprocess.Popen([{os.sys.executable!r}, '-S', '-c', 'import time; time.sleep(600)'])
+        print(g.pid, flush=True)
+        time.sleep(600)
+    """
+    cfg = make_config(tmp_path, {"tree": {"command": python(code), "start_seconds": 0.1,
+                                          "stop_timeout": "5s"}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("tree", "running")
+            log = tmp_path / "logs" / "tree.out.log"
+            while not log.exists() or not log.read_text().strip():
+                await asyncio.sleep(0.02)
+            grandchild = int(log.read_text().split()[0])
+            child = sup.status(["tree"])[0].pid
+            assert child is not None and psutil.pid_exists(grandchild)
+            await sup.stop_services(["tree"])
+            assert sup.status(["tree"])[0].state is State.STOPPED
+            assert not _alive(child) and not _alive(grandchild)
+
+    run(scenario())
+
+
+def test_program_ignoring_stop_signal_is_killed_after_stop_timeout(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A tree that ignores stop_signal is killed once stop_timeout has passed."""
+    code = """
+        import signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        g = subprocess.Popen([sys.executable, '-S', '-c',
+            'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])
+        print(g.pid, flush=True)
+        time.sleep(600)
+    """
+    cfg = make_config(tmp_path, {"stubborn": {"command": python(code), "start_seconds": 0.1,
+                                              "stop_timeout": "300ms"}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("stubborn", "running")
+            log = tmp_path / "logs" / "stubborn.out.log"
+            while not log.exists() or not log.read_text().strip():
+                await asyncio.sleep(0.02)
+            grandchild = int(log.read_text().split()[0])
+            await sup.stop_services(["stubborn"])
+            exit_event = rec.matching("stubborn", EventKind.EXIT)[-1]
+            assert exit_event.fields["signal"] == signal.SIGKILL
+            assert any("did not stop within 0.3s" in e.message for e in rec.events)
+            assert not _alive(grandchild)
+
+    run(scenario())
+
+
+def test_stop_signal_is_delivered(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """stop_signal = "INT" reaches the program, which can shut down cleanly."""
+    code = """
+        import signal, sys, time
+        def bye(sig, frame):
+            print('got', signal.Signals(sig).name, flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGINT, bye)
+        print('ready', flush=True)
+        time.sleep(600)
+    """
+    cfg = make_config(tmp_path, {"polite": {"command": python(code), "start_seconds": 0.1,
+                                            "stop_signal": "SIGINT"}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("polite", "running")
+            await sup.stop_services(["polite"])
+            assert rec.matching("polite", EventKind.EXIT)[-1].fields["exit_code"] == 0
+        assert (tmp_path / "logs" / "polite.out.log").read_text() == "ready\ngot SIGINT\n"
+
+    run(scenario())
+
+
+def test_depends_on_orders_start_and_reverses_stop(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A dependent starts only once its dependency runs, and stops before it."""
+    sleeper = python("import time; time.sleep(600)")
+    cfg = make_config(tmp_path, {
+        "web": {"command": sleeper, "depends_on": ["api"], "start_seconds": 0.05},
+        "api": {"command": sleeper, "depends_on": ["db"], "start_seconds": 0.05},
+        "db": {"command": sleeper, "start_seconds": 0.3},
+    })
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("web", "running")
+            first_spawn = {n: _spawns(rec, n)[0].time for n in ("db", "api", "web")}
+            running = {n: rec.matching(n, EventKind.STATE, state="running")[0].time
+                       for n in ("db", "api")}
+            assert first_spawn["api"] >= running["db"]
+            assert first_spawn["web"] >= running["api"]
+            waiting = rec.matching("web", EventKind.STATE, state="starting")[0]
+            assert waiting.message == "starting: waiting for api"
+            await sup.stop()
+            stops = {n: rec.matching(n, EventKind.STATE, state="stopping")[0].time
+                     for n in ("db", "api", "web")}
+            stopped = {n: rec.matching(n, EventKind.STATE, state="stopped")[0].time
+                       for n in ("db", "api", "web")}
+            assert stopped["web"] <= stops["api"] and stopped["api"] <= stops["db"]
+
+    run(scenario())
+
+
+def test_instances_cwd_and_environment(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """Each instance gets its index, the service's env and cwd, and PYTHONUNBUFFERED=1."""
+    work = tmp_path / "work"
+    work.mkdir()
+    code = """
+        import os
+        print(os.getcwd(), os.environ['PROCWARD_SERVICE'], os.environ['PROCWARD_INSTANCE'],
+              os.environ['GREETING'], os.environ.get('PYTHONUNBUFFERED'))
+    """
+    cfg = make_config(tmp_path, {
+        "multi": {"command": python(code), "instances": 3, "cwd": work, "restart": "never",
+                  "env": {"GREETING": "hello"}, "start_seconds": 0},
+        "buffered": {"command": python("import os; print(os.environ['PYTHONUNBUFFERED'])"),
+                     "env": {"PYTHONUNBUFFERED": "0"}, "restart": "never", "start_seconds": 0},
+    })
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            for i in range(3):
+                await rec.wait_state(f"multi:{i}", "exited")
+            await rec.wait_state("buffered", "exited")
+            assert [s.name for s in sup.status(["multi"])] == ["multi:0", "multi:1", "multi:2"]
+        for i in range(3):
+            line = (tmp_path / "logs" / f"multi@{i}.out.log").read_text()
+            assert line == f"{work} multi {i} hello 1\n"
+        assert (tmp_path / "logs" / "buffered.out.log").read_text() == "0\n"
+
+    run(scenario())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
