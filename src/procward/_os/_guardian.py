@@ -62,7 +62,13 @@ def reap(journal: str) -> int:
     if not entries:
         return 0
     boot, tick = _boot_time(), float(os.sysconf("SC_CLK_TCK"))
-    groups = {pid: created for pid, created in entries}
+    groups: dict[int, float] = {}
+    for pid, created in entries:
+        info = _stat(pid, boot, tick)
+        # A pid alive with another create time was reused: the kernel never
+        # reuses a pid still in use as a group id, so that group is empty.
+        if info is None or abs(info[1] - created) < _SAME_PROCESS:
+            groups[pid] = created
     victims = 0
     for name in os.listdir("/proc"):
         if not name.isdigit():

@@ -236,12 +236,17 @@ class PosixPlatform:
         victims: dict[int, psutil.Process] = {}
         try:
             leader = psutil.Process(leftover.pid)
-            if abs(leader.create_time() - leftover.create_time) < _SAME_PROCESS:
-                victims[leader.pid] = leader
-                for proc in leader.children(recursive=True):
-                    victims[proc.pid] = proc
-        except psutil.Error:
+            if abs(leader.create_time() - leftover.create_time) >= _SAME_PROCESS:
+                # The pid belongs to someone else now. The kernel never hands out
+                # a pid still in use as a group id, so the old group is empty.
+                return 0
+            victims[leader.pid] = leader
+            for proc in leader.children(recursive=True):
+                victims[proc.pid] = proc
+        except psutil.NoSuchProcess:
             pass
+        except psutil.Error:
+            return 0
         # The leader may be gone while its session lives on; a member created
         # after the leader with the leader's pid as its group is its offspring.
         for proc in psutil.process_iter():
