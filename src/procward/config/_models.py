@@ -7,6 +7,7 @@ int bytes, paths are absolute once the loader has resolved them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "ServiceConfig",
     "Size",
     "StartLimitSettings",
+    "split_listen",
 ]
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -53,6 +55,14 @@ class BackoffSettings(_Model):
     factor: float = Field(2.0, ge=1.0)
     jitter: float = Field(0.1, ge=0.0, le=1.0)
     reset_after: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _max_not_below_initial(self) -> BackoffSettings:
+        if self.max < self.initial:
+            raise ValueError(
+                f"max ({self.max:g}s) must not be shorter than initial ({self.initial:g}s)"
+            )
+        return self
 
 
 class StartLimitSettings(_Model):
@@ -95,7 +105,8 @@ class HealthSettings(_Model):
 
     @model_validator(mode="after")
     def _one_probe(self) -> HealthSettings:
-        probes = [p for p in ("http", "tcp", "command", "heartbeat") if getattr(self, p) is not None]
+        kinds = ("http", "tcp", "command", "heartbeat")
+        probes = [p for p in kinds if getattr(self, p) is not None]
         if len(probes) != 1:
             raise ValueError(
                 "give exactly one probe: http, tcp, command or heartbeat"
@@ -205,6 +216,48 @@ class ApiSettings(_Model):
     client_ca: Path | None = None
     allow_insecure: bool = False
     enabled: bool = True
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        split_listen(v)
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> ApiSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValueError("client_ca (mutual TLS) needs tls_cert and tls_key")
+        host, _ = split_listen(self.listen)
+        if self.enabled and self.tls_cert is None and not self.allow_insecure and not (
+            _is_loopback(host)
+        ):
+            # Tokens would cross the network in clear text.
+            raise ValueError(
+                f"listening on {host} (beyond loopback) needs tls_cert and tls_key, "
+                "or allow_insecure = true"
+            )
+        return self
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 as ``"[::1]:port"``) as ``(host, port)``; ValueError if malformed."""
+    host, sep, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f'expected "host:port" such as "127.0.0.1:9771", got "{listen}"')
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class FleetSettings(_Model):

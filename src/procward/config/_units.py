@@ -29,7 +29,9 @@ def parse_duration(value: object) -> float:
         m = _DURATION.match(value)
         if m:
             return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ValueError(f"expected a duration such as \"250ms\", \"5s\", \"2m\" or \"1h\", got {value!r}")
+    raise ValueError(
+        f'expected a duration such as "250ms", "5s", "2m" or "1h", got {_show(value)}'
+    )
 
 
 def parse_size(value: object) -> int:
@@ -45,4 +47,11 @@ def parse_size(value: object) -> int:
         if m:
             unit = (m.group(2) or "B").upper()[0]
             return int(float(m.group(1)) * _SIZE_UNITS[unit])
-    raise ValueError(f"expected a size such as \"50MB\", \"1GiB\" or a number of bytes, got {value!r}")
+    raise ValueError(
+        f'expected a size such as "50MB", "1GiB" or a number of bytes, got {_show(value)}'
+    )
+
+
+def _show(value: object) -> str:
+    # Double quotes, as the value is written in TOML, not Python's repr quotes.
+    return f'"{value}"' if isinstance(value, str) else repr(value)
