@@ -78,8 +78,8 @@ class EventRecorder:
                 return found[:count]
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"saw {len(found)} of {count} expected events; last events: "
-                                   + "; ".join(f"{e.service}: {e.message}" for e in self.events[-8:]))
+                recent = "; ".join(f"{e.service}: {e.message}" for e in self.events[-8:])
+                raise TimeoutError(f"saw {len(found)} of {count} expected events; last: {recent}")
             waiter = loop.create_future()
             self._waiters.append(waiter)
             with suppress(TimeoutError):
@@ -93,7 +93,9 @@ class EventRecorder:
 
 
 @asynccontextmanager
-async def supervised(config: Config, **kwargs: Any) -> AsyncIterator[tuple[Supervisor, EventRecorder]]:
+async def supervised(
+    config: Config, **kwargs: Any
+) -> AsyncIterator[tuple[Supervisor, EventRecorder]]:
     """Run a Supervisor for the block; afterwards stop it and end, by pid, all it started."""
     supervisor = Supervisor(config, **kwargs)
     recorder = EventRecorder(supervisor)

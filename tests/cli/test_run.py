@@ -273,7 +273,7 @@ command = {_toml_list(python("import time; time.sleep(600)"))}
     d = Daemon(cfg)
     try:
         d.wait_line("s             starting")
-        r = subprocess.run([sys.executable, "-m", "procward", "run", "-c", str(cfg)],
+        r = subprocess.run([sys.executable, "-m", "procward", "run", "-c", str(cfg)], check=False,
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 1
         assert "another procward is running" in r.stderr

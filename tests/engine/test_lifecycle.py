@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -53,8 +54,8 @@ def test_early_crash_backs_off_with_growing_delays(tmp_path: Path, run) -> None:
             backoffs = await rec.wait_state("early", "backoff", count=4)
             assert [e.fields["delay"] for e in backoffs] == [0.05, 0.1, 0.2, 0.4]
             spawns = _spawns(rec, "early")
-            gaps = [b.time - a.time for a, b in zip(spawns, spawns[1:], strict=False)][:3]
-            assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+            gaps = [b.time - a.time for a, b in itertools.pairwise(spawns)][:3]
+            assert all(later > earlier for earlier, later in itertools.pairwise(gaps))
 
     run(scenario())
 

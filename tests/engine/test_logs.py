@@ -138,7 +138,8 @@ def test_merge_stderr_puts_both_streams_in_one_file_in_order(tmp_path: Path, run
 def test_partial_last_line_is_ended_before_the_next_run(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """Output a crashed run left without a newline does not run into the next run's first line."""
     cfg = make_config(tmp_path, {"cut": {
-        "command": python("import os, time; time.sleep(0.15); os.write(1, b'no newline'); os._exit(1)"),
+        "command": python("import os, time; time.sleep(0.15); os.write(1, b'no newline');"
+                          " os._exit(1)"),
         "start_seconds": 0.1, "start_limit": {"burst": 1, "interval": "1m"}}})
 
     async def scenario() -> None:

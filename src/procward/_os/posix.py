@@ -270,7 +270,8 @@ class PosixPlatform:
         if not sys.platform.startswith("linux"):
             return None  # the guardian reads /proc; elsewhere the next start reaps
         guardian = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guardian.py")), str(journal)],
+            [sys.executable, "-I", "-S", str(Path(__file__).with_name("_guardian.py")),
+             str(journal)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl+C at the terminal must not reach it
         )
