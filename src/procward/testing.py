@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from procward.config import Config
+from procward.config import Config, validate_config
 from procward.engine import Event, EventKind, Supervisor
 
 __all__ = ["EventRecorder", "make_config", "python", "supervised"]
@@ -34,7 +34,7 @@ def make_config(root: Path, services: dict[str, dict[str, Any]], **sections: Any
     daemon = {"log_dir": root / "logs", "state_dir": root / "state"}
     daemon.update(sections.pop("procward", {}))
     services = {name: {"cwd": root, **svc} for name, svc in services.items()}
-    return Config.model_validate(
+    return validate_config(
         {"source": root / "procward.toml", "procward": daemon, "services": services, **sections}
     )
 

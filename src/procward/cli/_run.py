@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from procward import __version__
     from procward._daemon import run_daemon
     from procward.cli._render import EventPrinter
-    from procward.config import find_config_path, load_config
+    from procward.config import find_config_path, load_config_isolated
     from procward.engine import Supervisor
     from procward.errors import ConfigError, StateDirLocked
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
               "or pass -c FILE", file=sys.stderr)
         return 2
     try:
-        config = load_config(path, profile=args.profile)
+        config = load_config_isolated(path, profile=args.profile)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)

@@ -15,61 +15,32 @@ This module also owns where the configuration file is looked for
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
 import re
-import sys
 import tomllib
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from procward.config._envfile import parse_env_file
 from procward.config._interpolate import interpolate_tree
 from procward.config._lines import KeyPath, format_key, key_lines, line_for
 from procward.config._models import SERVICE_NAME, Config
+from procward.config._paths import default_config_path, find_config_path
+from procward.config._validate import field_types, validate_config
 from procward.errors import ConfigError, ConfigProblem
 
 __all__ = ["default_config_path", "find_config_path", "load_config"]
 
-CONFIG_NAME = "procward.toml"
 # An alert action that is not a sink: restart the service whose output matched.
 RESTART_ACTION = "restart"
-
-
-def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the configuration lives when nothing else names it: the platform's system folder."""
-    environ = os.environ if environ is None else environ
-    if sys.platform == "win32":
-        program_data = environ.get("ProgramData") or environ.get("PROGRAMDATA") or r"C:\ProgramData"
-        return Path(program_data) / "procward" / CONFIG_NAME
-    return Path("/etc/procward") / CONFIG_NAME
-
-
-def find_config_path(
-    explicit: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Path:
-    """The configuration file to use: ``explicit``, else ``$PROCWARD_CONFIG``, else
-    ``./procward.toml`` if it exists, else ``default_config_path()``.
-
-    The path is returned as given (possibly relative), so messages show it the
-    way the user wrote it; nothing but ``./procward.toml`` is checked for existence.
-    """
-    environ = os.environ if environ is None else environ
-    if explicit:
-        return Path(explicit)
-    if environ.get("PROCWARD_CONFIG"):
-        return Path(environ["PROCWARD_CONFIG"])
-    local = Path(CONFIG_NAME)
-    if local.is_file():
-        return local
-    return default_config_path(environ)
 
 
 def load_config(
@@ -134,7 +105,7 @@ class _Loader:
         self.merge_env_files(data)
         self.check_services(data)
         try:
-            config = Config.model_validate({"source": self.source, **data})
+            config = validate_config({"source": self.source, **data})
         except ValidationError as e:
             for err in e.errors(include_url=False):
                 loc = tuple(err["loc"])
@@ -426,11 +397,11 @@ def _known_keys(table: KeyPath) -> list[str]:
     tp: Any = Config
     for part in table:
         tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(part))
-            if field is None:
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            hints = field_types(tp)
+            if str(part) not in hints:
                 return []
-            tp = field.annotation
+            tp = hints[str(part)]
         elif get_origin(tp) is dict:
             tp = get_args(tp)[1]
         elif get_origin(tp) is list:
@@ -438,8 +409,8 @@ def _known_keys(table: KeyPath) -> list[str]:
         else:
             return []
     tp = _unwrap(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [name for name in tp.model_fields if not (tp is Config and name == "source")]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [name for name in field_types(tp) if not (tp is Config and name == "source")]
     return []
 
 
@@ -456,6 +427,8 @@ _EXPECTED = {
     "dict_type": "a table",
     "model_type": "a table",
     "model_attributes_type": "a table",
+    "dataclass_type": "a table",
+    "dataclass_exact_type": "a table",
     "path_type": "a path (a string)",
 }
 
@@ -474,7 +447,7 @@ def _message(err: ErrorDetails) -> str:
     ctx = err.get("ctx") or {}
     value = err.get("input")
     got = f", got {_show(value)}"
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return _unknown_key(str(loc[-1]), _known_keys(loc[:-1]))
     if kind == "missing":
         return "required key missing"

@@ -1,0 +1,35 @@
+"""``python -m procward.config FILE [--profile NAME]``: validate, answer in JSON.
+
+Prints ``{"config": …}`` (exit 0) or ``{"problems": […]}`` (exit 2). The daemon
+runs this to load its configuration, so that pydantic is imported here, in a
+process that ends, and never in the long-lived daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from procward.config import config_to_json, load_config
+from procward.errors import ConfigError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m procward.config")
+    parser.add_argument("file")
+    parser.add_argument("--profile")
+    args = parser.parse_args()
+    try:
+        config = load_config(args.file, profile=args.profile)
+    except ConfigError as e:
+        problems = [dict(dataclasses.asdict(p), file=str(p.file)) for p in e.problems]
+        print(json.dumps({"problems": problems}))
+        return 2
+    print('{"config": ' + config_to_json(config) + "}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
