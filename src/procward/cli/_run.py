@@ -23,22 +23,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from procward import __version__
-    from procward._daemon import run_daemon
-    from procward.cli._render import EventPrinter
-    from procward.config import find_config_path, load_config_isolated
-    from procward.engine import Supervisor
-    from procward.errors import ConfigError, StateDirLocked
+    from procward.config import IsolatedLoad, find_config_path
 
     path = find_config_path(args.config)
     if not path.exists():
         print(f"procward: no configuration at {path}; write one with `procward init` "
               "or pass -c FILE", file=sys.stderr)
         return 2
+    # Validation runs in a child process (the daemon never imports pydantic);
+    # the engine is imported while it works.
+    loading = IsolatedLoad(path, profile=args.profile)
+
+    import asyncio
+
+    from procward import __version__
+    from procward._daemon import run_daemon
+    from procward.cli._render import EventPrinter
+    from procward.engine import Supervisor
+    from procward.errors import ConfigError, StateDirLocked
+
     try:
-        config = load_config_isolated(path, profile=args.profile)
+        config = loading.result()
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)

@@ -38,6 +38,7 @@ __all__ = [
     "DaemonSettings",
     "FleetSettings",
     "HealthSettings",
+    "IsolatedLoad",
     "LogSettings",
     "ServiceConfig",
     "StartLimitSettings",
@@ -78,26 +79,44 @@ def load_config_isolated(path: str | os.PathLike[str], *, profile: str | None = 
     The daemon loads its configuration this way; pydantic and the validation
     schemas would otherwise stay in its memory for its whole life.
     """
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
+    return IsolatedLoad(path, profile=profile).result()
 
-    from procward.errors import ConfigError, ConfigProblem
 
-    command = [sys.executable, "-m", "procward.config", os.fspath(path)]
-    if profile:
-        command += ["--profile", profile]
-    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL)
-    try:
-        answer = json.loads(done.stdout)
-    except ValueError:
-        reason = done.stderr.strip() or f"exit {done.returncode}"
-        raise ConfigError(
-            [ConfigProblem(Path(path), None, "", f"could not validate the file: {reason}")]
-        ) from None
-    if "problems" in answer:
-        raise ConfigError([ConfigProblem(Path(p["file"]), p["line"], p["key"], p["message"])
-                           for p in answer["problems"]])
-    return config_from_json(json.dumps(answer["config"]))
+class IsolatedLoad:
+    """A configuration being validated in a child process; ``result()`` waits for it.
+
+    Starting it first and collecting it later lets the caller import what it
+    needs meanwhile, so the two start-up costs overlap.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, profile: str | None = None) -> None:
+        import subprocess
+        import sys
+
+        self._path = path
+        command = [sys.executable, "-m", "procward.config", os.fspath(path)]
+        if profile:
+            command += ["--profile", profile]
+        # pydantic's plugin discovery scans every installed package; we use none.
+        env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": "1"}
+        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      stdin=subprocess.DEVNULL, text=True, env=env)
+
+    def result(self) -> Config:
+        import json
+        from pathlib import Path
+
+        from procward.errors import ConfigError, ConfigProblem
+
+        out, err = self._proc.communicate()
+        try:
+            answer = json.loads(out)
+        except ValueError:
+            reason = err.strip() or f"exit {self._proc.returncode}"
+            message = f"cannot validate the file: {reason}"
+            problem = ConfigProblem(Path(self._path), None, "", message)
+            raise ConfigError([problem]) from None
+        if "problems" in answer:
+            raise ConfigError([ConfigProblem(Path(p["file"]), p["line"], p["key"], p["message"])
+                               for p in answer["problems"]])
+        return config_from_json(json.dumps(answer["config"]))
