@@ -12,9 +12,12 @@ Standard library only, and no site-packages, so it costs a few megabytes.
 
 from __future__ import annotations
 
+import sys
+
+assert sys.platform != "win32"  # Linux only; tells mypy --platform win32 to skip it
+
 import os
 import signal
-import sys
 
 # Same tolerance as the daemon's own leftover check: one pid, one process.
 _SAME_PROCESS = 0.1

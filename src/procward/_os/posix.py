@@ -11,6 +11,11 @@ makes single-digit-millisecond restarts possible.
 
 from __future__ import annotations
 
+import sys
+
+# Tells mypy --platform win32 that nothing below applies there.
+assert sys.platform != "win32"
+
 import asyncio
 import errno
 import fcntl
@@ -18,7 +23,6 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
