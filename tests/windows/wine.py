@@ -1,0 +1,60 @@
+"""Run Windows code for real under Wine: where the setup lives, and how to run python.exe.
+
+``scripts/setup-wine`` prepares ``.cache/wine`` (Wine, a WINEPREFIX, a Windows
+CPython 3.13 with procward's dependencies, importing procward from ``src``).
+The ``wine_python`` fixture in ``conftest.py`` hands tests a ``WinePython``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+__all__ = ["CACHE", "REPO", "SCRIPTS", "SETUP", "WinePython", "windows_path"]
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = REPO / ".cache" / "wine"
+SETUP = REPO / "scripts" / "setup-wine"
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+def windows_path(path: Path | str) -> str:
+    """The path a Wine program sees for a Linux path: Wine maps ``/`` to drive ``Z:``."""
+    return str(PureWindowsPath("Z:\\", *Path(path).resolve().parts[1:]))
+
+
+@dataclass
+class WinePython:
+    """The Windows CPython, run under this session's Wine."""
+
+    python: Path
+    env: dict[str, str]
+    tmp: Path
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``python.exe ARGS``; its output comes back through pipes.
+
+        python.exe needs pipes: with its stdout on a file it dies at start
+        (``init_sys_streams``). The Wine system processes it might start were
+        started at session start with /dev/null, so no pipe is held open.
+        """
+        return subprocess.run(
+            ["wine", str(self.python), *args], env=self.env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, encoding="utf-8", errors="replace",
+            timeout=timeout, check=False,
+        )
+
+    def script(self, name: str, *args: str, timeout: float = 60) -> dict[str, Any]:
+        """Run ``tests/windows/scripts/NAME`` and return the JSON object it printed last."""
+        done = self.run(windows_path(SCRIPTS / name), *args, timeout=timeout)
+        for line in reversed(done.stdout.splitlines()):
+            if line.startswith("{"):
+                result: dict[str, Any] = json.loads(line)
+                return result
+        raise AssertionError(
+            f"{name} {' '.join(args)} printed no JSON result (exit {done.returncode})\n"
+            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
