@@ -47,6 +47,19 @@ class WinePython:
             timeout=timeout, check=False,
         )
 
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``python.exe ARGS`` and return at once; stdout and stderr are one pipe.
+
+        The Linux pid is that of the Windows process itself (``wine`` execs it), so
+        a SIGINT sent to it arrives as a Ctrl+C console event, and SIGKILL ends it
+        the way a crash would.
+        """
+        return subprocess.Popen(
+            ["wine", str(self.python), *args], env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+            errors="replace",
+        )
+
     def script(self, name: str, *args: str, timeout: float = 60) -> dict[str, Any]:
         """Run ``tests/windows/scripts/NAME`` and return the JSON object it printed last."""
         done = self.run(windows_path(SCRIPTS / name), *args, timeout=timeout)
