@@ -2,8 +2,9 @@
 
 Each test session works on a copy of the prefix ``scripts/setup-wine`` prepared
 (the script is run first; it returns at once when all is done), under a
-persistent ``wineserver`` of its own, so two sessions never end each other's
-Windows processes, and ``wineserver -k`` at the end leaves nothing running.
+persistent ``wineserver`` and an Xvfb display of its own, so two sessions never
+end each other's Windows processes, and ``wineserver -k`` at the end leaves
+nothing running.
 
 Tests marked ``wine`` are skipped when Wine cannot be set up, unless
 ``PROCWARD_REQUIRE_WINE=1`` (CI sets it): then they fail, saying why.
@@ -12,6 +13,7 @@ Tests marked ``wine`` are skipped when Wine cannot be set up, unless
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -30,8 +32,26 @@ def _unavailable(reason: str) -> None:
 
 
 def _ready() -> bool:
-    return (shutil.which("wine") is not None and shutil.which("wineserver") is not None
+    return (all(shutil.which(cmd) for cmd in ("wine", "wineserver", "Xvfb"))
             and (CACHE / "ready.json").exists() and (CACHE / "cp313" / "python.exe").exists())
+
+
+def _start_display() -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb of our own on a free display number, so Windows programs can open windows."""
+    read_fd, write_fd = os.pipe()
+    # -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as ready:
+        number = ready.readline().strip() if select.select([ready], [], [], 30)[0] else ""
+    if not number:
+        xvfb.kill()
+        xvfb.wait()
+        _unavailable("Xvfb did not start")
+    return xvfb, f":{number}"
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +79,7 @@ def wine_python() -> Iterator[WinePython]:
         # Wine's debugger.
         WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d",
     )
-    env.pop("DISPLAY", None)
+    xvfb, env["DISPLAY"] = _start_display()
     # Persistent: Wine ends every service when the last ordinary Wine process exits.
     server = subprocess.Popen(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -81,4 +101,6 @@ def wine_python() -> Iterator[WinePython]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        xvfb.terminate()
+        xvfb.wait()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,9 +2,9 @@
 
 Each test runs one case of ``scripts/os_windows.py`` in the Windows python and
 asserts on the JSON result it prints. Wine 8 delivers Ctrl+C but not Ctrl+Break
-(its server answers "not implemented") and has no window driver here, so
-``stop("TERM")`` finds no way to ask politely and ends the tree at once; the
-graceful path is shown with Ctrl+C.
+(its server answers "not implemented"), so ``stop("TERM")`` of a console
+program finds no way to ask politely and ends the tree at once; the console
+path is shown with Ctrl+C, and the window path with a GUI child on Xvfb.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ KILLED = 1
 CONTROL_C_EXIT = 0xC000013A
 
 
-def run_case(wine_python: WinePython, case: str) -> dict[str, Any]:
-    return wine_python.script("os_windows.py", case)
+def run_case(wine_python: WinePython, case: str, display: bool = False) -> dict[str, Any]:
+    return wine_python.script("os_windows.py", case, display=display)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,15 @@ def test_child_ignoring_the_console_event_ends_by_kill_tree(wine_python: WinePyt
     result = run_case(wine_python, "stop_ignored")
     assert result["ended_by"] == "kill_tree"
     assert result["exit"] == KILLED
+    assert result["alive"] == []
+
+
+def test_stop_closes_the_window_of_a_gui_child(wine_python: WinePython) -> None:
+    """A GUI child deaf to console events quits on WM_CLOSE; its helper goes with it."""
+    result = run_case(wine_python, "stop_window", display=True)
+    assert result["ended_by"] == "stop"
+    assert result["exit"] == 5  # it quit by itself, from its WM_CLOSE handler
+    assert "WM_CLOSE" in result["output"]
     assert result["alive"] == []
 
 

@@ -34,7 +34,18 @@ class WinePython:
     env: dict[str, str]
     tmp: Path
 
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def environ(self, display: bool) -> dict[str, str]:
+        """The environment for a Wine program: with the X display only when it must have one.
+
+        A console under Wine with a display gets a real window, which costs each
+        run about two seconds: only tests that open windows ask for it.
+        """
+        if display:
+            return self.env
+        return {k: v for k, v in self.env.items() if k != "DISPLAY"}
+
+    def run(self, *args: str, timeout: float = 60,
+            display: bool = False) -> subprocess.CompletedProcess[str]:
         """Run ``python.exe ARGS``; its output comes back through pipes.
 
         python.exe needs pipes: with its stdout on a file it dies at start
@@ -42,7 +53,7 @@ class WinePython:
         started at session start with /dev/null, so no pipe is held open.
         """
         return subprocess.run(
-            ["wine", str(self.python), *args], env=self.env, stdin=subprocess.DEVNULL,
+            ["wine", str(self.python), *args], env=self.environ(display), stdin=subprocess.DEVNULL,
             capture_output=True, text=True, encoding="utf-8", errors="replace",
             timeout=timeout, check=False,
         )
@@ -55,14 +66,15 @@ class WinePython:
         the way a crash would.
         """
         return subprocess.Popen(
-            ["wine", str(self.python), *args], env=self.env, stdin=subprocess.DEVNULL,
+            ["wine", str(self.python), *args], env=self.environ(False), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
             errors="replace",
         )
 
-    def script(self, name: str, *args: str, timeout: float = 60) -> dict[str, Any]:
+    def script(self, name: str, *args: str, timeout: float = 60,
+               display: bool = False) -> dict[str, Any]:
         """Run ``tests/windows/scripts/NAME`` and return the JSON object it printed last."""
-        done = self.run(windows_path(SCRIPTS / name), *args, timeout=timeout)
+        done = self.run(windows_path(SCRIPTS / name), *args, timeout=timeout, display=display)
         for line in reversed(done.stdout.splitlines()):
             if line.startswith("{"):
                 result: dict[str, Any] = json.loads(line)

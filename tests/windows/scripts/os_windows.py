@@ -158,6 +158,32 @@ async def case_stop_ignored() -> dict[str, Any]:
     return await stop_tree(code, "CTRL_C", 1.0)
 
 
+async def case_stop_window() -> dict[str, Any]:
+    """A GUI child ignoring console events quits on the WM_CLOSE that stop() posts to it."""
+    code = (
+        "import signal, subprocess, sys, time, win32con, win32gui\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGBREAK, signal.SIG_IGN)\n"
+        "def on_message(hwnd, msg, wparam, lparam):\n"
+        "    if msg == win32con.WM_CLOSE:\n"
+        "        print('WM_CLOSE', flush=True)\n"
+        "        win32gui.PostQuitMessage(5)\n"
+        "        return 0\n"
+        "    return win32gui.DefWindowProc(hwnd, msg, wparam, lparam)\n"
+        "wc = win32gui.WNDCLASS()\n"
+        "wc.lpszClassName = 'procward-test'\n"
+        "wc.lpfnWndProc = on_message\n"
+        "win32gui.RegisterClass(wc)\n"
+        "win32gui.CreateWindow('procward-test', 'procward test', win32con.WS_OVERLAPPEDWINDOW,"
+        " 0, 0, 200, 100, 0, 0, 0, None)\n"
+        "gc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print('grandchild', gc.pid, flush=True)\n"
+        "win32gui.PumpMessages()  # returns on the WM_QUIT that PostQuitMessage(5) sends\n"
+        "sys.exit(5)\n"
+    )
+    return await stop_tree(code, "TERM", 5.0)
+
+
 async def case_missing() -> dict[str, Any]:
     """Programs that cannot be started raise SpawnError with the OS's reason."""
     results = {}
