@@ -147,8 +147,11 @@ def _new_job() -> int:
     return job
 
 
-def _kill_all(processes: list[psutil.Process]) -> int:
-    """Kill each process (psutil refuses a pid reused since); return how many were alive."""
+def _kill_all(processes: list[psutil.Process], *, wait: float = 0) -> int:
+    """Kill each process (psutil refuses a pid reused since); return how many were alive.
+
+    ``wait`` > 0 waits that long for them to be gone: never on the daemon's loop.
+    """
     killed = 0
     for proc in processes:
         try:
@@ -156,7 +159,8 @@ def _kill_all(processes: list[psutil.Process]) -> int:
             killed += 1
         except psutil.Error:
             pass
-    psutil.wait_procs(processes, timeout=3)
+    if wait > 0:
+        psutil.wait_procs(processes, timeout=wait)
     return killed
 
 
@@ -195,6 +199,7 @@ class WindowsChild:
         self._exit_code: asyncio.Future[int] = loop.create_future()
         self._transports: list[asyncio.BaseTransport] = []
         self._sinks = [sink for _, sink in pipes]
+        # Held so the task is not collected while it runs.
         self._task = loop.create_task(self._run(pipes), name=f"procward child {self.pid}")
         # The Proactor can read pipes but offers no public wait on a process
         # handle: one small thread blocks in WaitForSingleObject and tells the loop.
@@ -270,18 +275,25 @@ class WindowsChild:
             win32api.CloseHandle(self._job)
             self._job = None
 
+    def _tree(self) -> list[psutil.Process]:
+        """The main process and its descendants by ancestry, if the main one still runs."""
+        try:
+            main = psutil.Process(self.pid)
+            # Once the main process is gone its pid may be reused: check it is ours.
+            if abs(main.create_time() - self.create_time) < _SAME_PROCESS:
+                return [main, *main.children(recursive=True)]
+        except psutil.Error:
+            pass
+        return []
+
     def _tree_pids(self) -> set[int]:
-        pids = {self.pid}
+        pids = {p.pid for p in self._tree()}
         if self._job is not None:
             try:
                 pids.update(win32job.QueryInformationJobObject(
                     self._job, win32job.JobObjectBasicProcessIdList))
             except pywintypes.error:
                 pass
-        try:
-            pids.update(p.pid for p in psutil.Process(self.pid).children(recursive=True))
-        except psutil.Error:
-            pass
         return pids
 
     # -- the engine's controls -------------------------------------------------------------
@@ -342,14 +354,7 @@ class WindowsChild:
         if self.exited.done():
             return
         # Found before the job ends, while parent links still lead to them.
-        tree: list[psutil.Process] = []
-        try:
-            main = psutil.Process(self.pid)
-            # A pid can be reused once the main process is gone: check it is ours.
-            if abs(main.create_time() - self.create_time) < _SAME_PROCESS:
-                tree = [main, *main.children(recursive=True)]
-        except psutil.Error:
-            pass
+        tree = self._tree()
         self._terminate_job()
         _kill_all([p for p in tree if p.is_running()])
 
@@ -449,7 +454,8 @@ class WindowsPlatform:
                         victims[child.pid] = child
             except psutil.Error:
                 continue
-        return _kill_all(list(victims.values()))
+        # Called before the daemon starts anything: waiting here blocks no service.
+        return _kill_all(list(victims.values()), wait=3)
 
     def guard_children(self, journal: Path) -> Callable[[], None] | None:
         # Nothing to add: each child's Job Object has kill-on-close, and Windows
