@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -177,7 +178,7 @@ def test_grandchild_is_gone_after_stop(tmp_path: Path, run) -> None:  # type: ig
             assert child is not None and psutil.pid_exists(grandchild)
             await sup.stop_services(["tree"])
             assert sup.status(["tree"])[0].state is State.STOPPED
-            assert not _alive(child) and not _alive(grandchild)
+            assert _gone_soon([child, grandchild])
 
     run(scenario())
 
@@ -206,7 +207,7 @@ def test_program_ignoring_stop_signal_is_killed_after_stop_timeout(tmp_path: Pat
             exit_event = rec.matching("stubborn", EventKind.EXIT)[-1]
             assert exit_event.fields["signal"] == signal.SIGKILL
             assert any("did not stop within 0.3s" in e.message for e in rec.events)
-            assert not _alive(grandchild)
+            assert _gone_soon([grandchild])
 
     run(scenario())
 
@@ -292,6 +293,16 @@ def test_instances_cwd_and_environment(tmp_path: Path, run) -> None:  # type: ig
         assert (tmp_path / "logs" / "buffered.out.log").read_text() == "0\n"
 
     run(scenario())
+
+
+def _gone_soon(pids: list[int], timeout: float = 5.0) -> bool:
+    """Every pid gone (or a zombie) within ``timeout``: SIGKILL lands asynchronously."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _alive(pid: int) -> bool:
