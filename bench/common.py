@@ -67,6 +67,7 @@ __all__ = [
     "percentiles",
     "say",
     "verify_log",
+    "wait_exit",
     "wait_gone",
 ]
 
@@ -176,6 +177,34 @@ def install_signal_handlers() -> None:
     """SIGTERM unwinds like Ctrl+C, so every ``finally`` and ``close()`` still runs."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
+
+
+def wait_exit(popen: subprocess.Popen[bytes], timeout: float) -> float:
+    """Wait for a child of ours to exit; return the monotonic time it was seen to.
+
+    ``Popen.wait(timeout=…)`` polls with sleeps of up to 50 ms, too coarse to
+    time a stop; a pidfd wakes us the moment the process ends.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    if pidfd >= 0:
+        try:
+            ready, _, _ = select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        seen = time.monotonic()
+        if not ready:
+            raise subprocess.TimeoutExpired(popen.args, timeout)
+        popen.wait()
+        return seen
+    while popen.poll() is None:
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(popen.args, timeout)
+        time.sleep(0.001)
+    return time.monotonic()
 
 
 def proc_alive(pid: int) -> bool:
@@ -637,6 +666,12 @@ class Daemon(ABC):
         t = self.process.cpu_times()
         return t.user + t.system
 
+    def minor_faults(self) -> int:
+        """Minor page faults of the daemon so far (/proc/PID/stat): a buffer
+        allocated afresh for every read shows up here."""
+        data = Path(f"/proc/{self.pid}/stat").read_bytes()
+        return int(data[data.rfind(b")") + 2 :].split()[7])
+
     def cpu_ns_precise(self) -> int | None:
         """On-CPU nanoseconds of the daemon's live threads (Linux schedstat), or None.
 
@@ -664,6 +699,22 @@ class Daemon(ABC):
             paths.append(base)
         return paths
 
+    def describe(self) -> str:
+        """What the daemon was doing: for the message of a benchmark that failed on it."""
+        lines = [f"{self.label} pid {self.pid} in {self.dir}"]
+        try:
+            console = (self.dir / "daemon.console").read_bytes()[-1500:]
+            lines.append("console tail:\n" + console.decode(errors="replace"))
+        except OSError:
+            pass
+        try:
+            assert self.process is not None
+            kids = self.process.children()
+            lines.append(f"{len(kids)} children left: {[k.pid for k in kids][:20]}")
+        except (psutil.Error, AssertionError):
+            pass
+        return "\n".join(lines)
+
     def stop(self, timeout: float = DEFAULT_TIMEOUT) -> float:
         """SIGTERM, wait for the daemon to exit; seconds it took (0 if already gone)."""
         if self.popen is None or self.popen.poll() is not None:
@@ -671,10 +722,11 @@ class Daemon(ABC):
         t0 = time.monotonic()
         os.kill(self.popen.pid, signal.SIGTERM)
         try:
-            self.popen.wait(timeout=timeout)
+            exited = wait_exit(self.popen, timeout)
         except subprocess.TimeoutExpired:
-            raise BenchError(f"{self.label} did not exit within {timeout:g}s of SIGTERM") from None
-        return time.monotonic() - t0
+            raise BenchError(f"{self.label} did not exit within {timeout:g}s of SIGTERM; "
+                             f"{self.describe()}") from None
+        return exited - t0
 
 
 class ProcwardDaemon(Daemon):

@@ -115,7 +115,7 @@ def _daemon(ws: common.Workspace, child: common.ChildProgram, cls: type[common.D
     daemon.wait_ready()
     go.wait_ready()
     time.sleep(SETTLE)
-    cpu0 = daemon.cpu_seconds()
+    cpu0, faults0 = daemon.cpu_seconds(), daemon.minor_faults()
     t0 = time.monotonic()
     go.go()
     written, child_s = _read_report(report, timeout)
@@ -133,9 +133,10 @@ def _daemon(ws: common.Workspace, child: common.ChildProgram, cls: type[common.D
             break
         time.sleep(0.01)
     wall_s = time.monotonic() - t0
-    cpu = daemon.cpu_seconds() - cpu0
+    cpu, faults = daemon.cpu_seconds() - cpu0, daemon.minor_faults() - faults0
     daemon.stop()
     result = _figures(written, child_s, wall_s, cpu)
+    result["minor_faults"] = faults
     paths = daemon.log_paths("writer")
     result["verify"] = common.verify_log(paths, lines)
     result["keep"] = keep

@@ -102,10 +102,11 @@ def _daemon(ws: common.Workspace, child: common.ChildProgram, cls: type[common.D
         os.kill(daemon.pid, signal.SIGTERM)
         assert daemon.popen is not None
         try:
-            daemon.popen.wait(timeout=common.DEFAULT_TIMEOUT)
+            exited = common.wait_exit(daemon.popen, common.DEFAULT_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise common.BenchError(f"{cls.label} did not exit after SIGTERM") from None
-        exited = time.monotonic()
+            raise common.BenchError(f"{cls.label} did not exit within "
+                                    f"{common.DEFAULT_TIMEOUT:g}s of SIGTERM; "
+                                    f"{daemon.describe()}") from None
         gone = common.wait_gone(pids, timeout=common.DEFAULT_TIMEOUT)
         return {
             "start_seconds": (last_ns - daemon.launched_ns) / 1e9,
