@@ -45,9 +45,13 @@ class ExitStatus:
 
 
 class OutputSink(Protocol):
-    """Receives a child's output, in chunks as they arrive, then its end."""
+    """Receives a child's output, in chunks as they arrive, then its end.
 
-    def feed(self, data: bytes) -> None: ...
+    ``data`` may be a view of a buffer that is reused after ``feed`` returns:
+    a sink that keeps bytes for later must copy them.
+    """
+
+    def feed(self, data: bytes | memoryview) -> None: ...
 
     def end_of_run(self) -> None: ...
 

@@ -110,21 +110,25 @@ class LogWriter:
 
     # -- the hot path ---------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
-        """Write a chunk of the stream; rotate on a line boundary when due."""
+    def feed(self, data: bytes | memoryview) -> None:
+        """Write a chunk of the stream; rotate on a line boundary when due.
+
+        ``data`` is written before this returns (a view of a reused buffer is fine).
+        """
         now = self._clock()
         self.last_write = now
         if self._fd < 0 and not self._open(now):
             self._drop(len(data))
             return
         if self._timestamps:
-            data = self._stamp(data, now)
+            data = self._stamp(bytes(data), now)
         if self._period_end is not None and now >= self._period_end and self._size > 0:
             self._rotate_due = True
         if not self._rotate_due and (self._max <= 0 or self._size + len(data) <= self._max):
             self._write(data)
             return
-        self._write_rotating(data)
+        # Near a rotation lines matter: search them in a bytes copy (rare).
+        self._write_rotating(bytes(data))
 
     def _write_rotating(self, data: bytes) -> None:
         while data:
@@ -153,7 +157,7 @@ class LogWriter:
                 self._drop(len(data))
                 return
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         if self._fd < 0:
             self._drop(len(data))
             return
