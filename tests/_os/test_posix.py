@@ -105,6 +105,35 @@ def test_kill_tree_reaches_a_grandchild_that_left_the_session(run) -> None:  # t
     run(scenario())
 
 
+def test_bare_name_is_found_on_the_services_path_and_keeps_its_argv0(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A bare program name is looked up on the service's PATH; argv[0] stays as written."""
+    tool = tmp_path / "bin" / "whoami-tool"
+    tool.parent.mkdir()
+    tool.write_text('#!/bin/sh\necho "found $1"\n')
+    tool.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tool.parent}{os.pathsep}{os.environ['PATH']}"}
+
+    async def scenario() -> None:
+        for word in ("first", "second"):  # the second start uses the remembered path
+            out = Sink()
+            child = PLATFORM.spawn(asyncio.get_running_loop(),
+                                   SpawnSpec(["whoami-tool", word], tmp_path, env), out, Sink())
+            assert await child.exited == ExitStatus(0)
+            assert bytes(out.data) == f"found {word}\n".encode()
+        if Path("/proc/self/cmdline").exists():
+            out = Sink()
+            child = PLATFORM.spawn(asyncio.get_running_loop(), SpawnSpec(
+                ["sh", "-c", "tr '\\0' ' ' < /proc/$$/cmdline"], tmp_path, env), out, Sink())
+            await child.exited
+            assert bytes(out.data).split(b" ")[0] == b"sh"  # not /usr/bin/sh
+        tool.unlink()
+        with pytest.raises(SpawnError, match="whoami-tool"):
+            PLATFORM.spawn(asyncio.get_running_loop(),
+                           SpawnSpec(["whoami-tool"], tmp_path, env), Sink(), Sink())
+
+    run(scenario())
+
+
 def test_missing_program_raises_spawn_error(run) -> None:  # type: ignore[no-untyped-def]
     """The OS refusing to run a program becomes a SpawnError naming it."""
     async def scenario() -> None:

@@ -24,6 +24,7 @@ import errno
 import fcntl
 import os
 import resource
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from pathlib import Path
 import psutil
 
 from procward._os._base import Child, ExitStatus, Leftover, OutputSink, SpawnSpec
+from procward._os._guardian import process_stat
 from procward.errors import SpawnError, StateDirLocked
 
 __all__ = ["PLATFORM", "PosixPlatform"]
@@ -105,6 +107,16 @@ class _PidfdReaper:
                 on_exit(status)
 
         self._loop.add_reader(fd, exited)
+
+
+def _create_time(pid: int) -> float:
+    if sys.platform.startswith("linux"):
+        info = process_stat(pid)
+        return info[1] if info else 0.0
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0
 
 
 def _waitpid(pid: int) -> tuple[int, int]:
@@ -204,23 +216,14 @@ class PosixChild:
         self,
         loop: asyncio.AbstractEventLoop,
         popen: subprocess.Popen[bytes],
-        stdout: OutputSink,
-        stderr: OutputSink | None,
+        pipes: list[tuple[int, OutputSink]],
     ) -> None:
         self._popen = popen
         self.pid = popen.pid
-        try:
-            self.create_time = psutil.Process(self.pid).create_time()
-        except psutil.Error:
-            self.create_time = 0.0
+        self.create_time = _create_time(self.pid)
         self.exited: asyncio.Future[ExitStatus] = loop.create_future()
-        self._sinks = [s for s in (stdout, stderr) if s is not None]
-        self._readers: list[_PipeReader] = []
-        for pipe, sink in ((popen.stdout, stdout), (popen.stderr, stderr)):
-            if pipe is not None and sink is not None:
-                # Take the fd away from the file object so only we close it.
-                self._readers.append(_PipeReader(loop, os.dup(pipe.fileno()), sink))
-                pipe.close()
+        self._sinks = [sink for _, sink in pipes]
+        self._readers = [_PipeReader(loop, fd, sink) for fd, sink in pipes]
         _reaper(loop).watch(self.pid, self._on_exit)
 
     def _on_exit(self, status: int) -> None:
@@ -273,6 +276,10 @@ class PosixPlatform:
 
     name = "posix"
 
+    def __init__(self) -> None:
+        self._null = -1
+        self._found: dict[tuple[str, str | None], str] = {}
+
     def spawn(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -280,20 +287,67 @@ class PosixPlatform:
         stdout: OutputSink,
         stderr: OutputSink | None,
     ) -> Child:
+        # Our own pipes and one shared /dev/null rather than Popen's PIPE and
+        # DEVNULL: Popen would wrap each in a file object and open /dev/null
+        # anew, which costs as much as the fork itself when 500 services start.
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe() if not spec.merge_stderr else (-1, -1)
+        executable = self._which(spec)
         try:
             popen = subprocess.Popen(
                 spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT if spec.merge_stderr else subprocess.PIPE,
+                executable=executable,
+                stdin=self._devnull(),
+                stdout=out_write,
+                stderr=subprocess.STDOUT if spec.merge_stderr else err_write,
                 cwd=spec.cwd,
                 env=spec.env,
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as e:
+            for fd in (out_read, err_read):
+                if fd >= 0:
+                    os.close(fd)
+            self._found.pop((spec.argv[0], spec.env.get("PATH")), None)
             raise SpawnError(f"cannot start {spec.argv[0]!r}: {e.strerror or e}") from e
-        return PosixChild(loop, popen, stdout, None if spec.merge_stderr else stderr)
+        finally:
+            # The child has its copies; ours must go, or the pipes never reach EOF.
+            for fd in (out_write, err_write):
+                if fd >= 0:
+                    os.close(fd)
+        pipes = [(out_read, stdout)]
+        if err_read >= 0 and stderr is not None:
+            pipes.append((err_read, stderr))
+        elif err_read >= 0:
+            os.close(err_read)
+        return PosixChild(loop, popen, pipes)
+
+    def _which(self, spec: SpawnSpec) -> str | None:
+        """The program a bare name means, searched once per name and PATH, not per spawn.
+
+        Popen would search the service's PATH again at every start; ``argv[0]``
+        stays as written either way, so the program sees the name it was given.
+        """
+        name = spec.argv[0]
+        if os.sep in name:
+            return None  # a path: exec resolves it against the service's cwd
+        key = (name, spec.env.get("PATH"))
+        found = self._found.get(key)
+        if found is None:
+            path = spec.env.get("PATH", os.defpath)
+            if any(not os.path.isabs(d) for d in path.split(os.pathsep)):
+                return None  # a relative PATH entry means the service's cwd: Popen knows
+            found = shutil.which(name, path=path)
+            if found is None:
+                return None  # let Popen report the missing program in its own words
+            self._found[key] = found
+        return found
+
+    def _devnull(self) -> int:
+        if self._null < 0:
+            self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return self._null
 
     def reap_leftover(self, leftover: Leftover) -> int:
         victims: dict[int, psutil.Process] = {}

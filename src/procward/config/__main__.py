@@ -12,7 +12,8 @@ import dataclasses
 import json
 import sys
 
-from procward.config import config_to_json, load_config
+from procward.config import load_config
+from procward.config._validate import dump_json
 from procward.errors import ConfigError
 
 
@@ -27,7 +28,7 @@ def main() -> int:
         problems = [dict(dataclasses.asdict(p), file=str(p.file)) for p in e.problems]
         print(json.dumps({"problems": problems}))
         return 2
-    print('{"config": ' + config_to_json(config) + "}")
+    sys.stdout.write('{"config": ' + dump_json(config) + "}\n")
     return 0
 
 

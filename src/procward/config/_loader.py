@@ -71,8 +71,17 @@ class _Loader:
         self.source = Path(os.path.abspath(path))
         self.base = self.source.parent
         self.environ = environ
-        self.lines: dict[KeyPath, int] = {}
+        self._text = ""
+        self._lines: dict[KeyPath, int] | None = None
         self.problems: list[ConfigProblem] = []
+
+    @property
+    def lines(self) -> dict[KeyPath, int]:
+        """Where each key is written; mapped only once a problem or a profile needs it
+        (for hundreds of services that costs more than the parsing itself)."""
+        if self._lines is None:
+            self._lines = key_lines(self._text)
+        return self._lines
 
     def problem(self, key: KeyPath, message: str, line: int | None = None) -> None:
         if line is None:
@@ -140,7 +149,7 @@ class _Loader:
             message, line = _syntax_error(str(e), text)
             self.problem((), f"TOML syntax error: {message}", line)
             return None
-        self.lines = key_lines(text)
+        self._text = text
         return data
 
     def apply_profile(self, data: dict[str, Any], name: str | None) -> None:

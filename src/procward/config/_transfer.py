@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
@@ -24,34 +25,42 @@ def config_to_json(config: Config) -> str:
 
 
 def config_from_json(text: str) -> Config:
-    config = _build(Config, json.loads(text))
+    config = _converter(Config)(json.loads(text))
     assert isinstance(config, Config)
     return config
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
-def _build(tp: Any, value: Any) -> Any:
+def _converter(tp: Any) -> Callable[[Any], Any]:
+    """A function turning JSON data into ``tp``, worked out once per type."""
     origin = get_origin(tp)
     if origin is Annotated:
-        return _build(get_args(tp)[0], value)
+        return _converter(get_args(tp)[0])
     if origin in (Union, types.UnionType):
-        if value is None:
-            return None
-        members = [a for a in get_args(tp) if a is not type(None)]
-        return _build(members[0], value)
+        inner = _converter(next(a for a in get_args(tp) if a is not type(None)))
+        return lambda v: None if v is None else inner(v)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
-        return tp(**{name: _build(hints[name], v) for name, v in value.items()})
+        cls = tp
+        fields = [(name, _converter(hint)) for name, hint in get_type_hints(cls).items()
+                  if not name.startswith("__")]
+
+        def build(value: dict[str, Any]) -> Any:
+            return cls(**{name: convert(value[name]) for name, convert in fields
+                          if name in value})
+
+        return build
     if origin is list:
-        return [_build(get_args(tp)[0], v) for v in value]
+        item = _converter(get_args(tp)[0])
+        return list if item is _same else lambda v: [item(x) for x in v]
     if origin is dict:
-        return {k: _build(get_args(tp)[1], v) for k, v in value.items()}
+        entry = _converter(get_args(tp)[1])
+        return dict if entry is _same else lambda v: {k: entry(x) for k, x in v.items()}
     if tp is Path:
-        return Path(value)
+        return Path
     if tp is float:
-        return float(value)
-    return value
+        return float
+    return _same

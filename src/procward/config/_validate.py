@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from procward.config._models import Config
 
-__all__ = ["field_types", "validate_config"]
+__all__ = ["dump_json", "field_types", "validate_config"]
 
 
 @functools.cache
@@ -20,6 +20,11 @@ def _adapter() -> TypeAdapter[Config]:
 def validate_config(data: dict[str, Any]) -> Config:
     """A ``Config`` from plain data; raises ``pydantic.ValidationError`` listing every problem."""
     return _adapter().validate_python(data)
+
+
+def dump_json(config: Config) -> str:
+    """The configuration as JSON, as ``config_to_json`` writes it, but at pydantic's speed."""
+    return _adapter().dump_json(config).decode()
 
 
 @functools.cache
