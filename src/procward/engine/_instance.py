@@ -269,11 +269,11 @@ class Instance:
             child = host.platform.spawn(loop, self._spec, self.stdout_log, self.stderr_log)
         except SpawnError as e:
             self.pid = None
-            host.emit(Event(EventKind.SPAWN_FAILED, str(e), self.name,
-                            {"command": self._spec.argv}))
             self.last_exit = None
             if self.state is not State.STARTING:
                 self._set(State.STARTING, reason)
+            host.emit(Event(EventKind.SPAWN_FAILED, str(e), self.name,
+                            {"command": self._spec.argv}))
             return None, False
         self._child, self.pid, self.started_at = child, child.pid, time.time()
         host.journal.add(child.pid, child.create_time, self.name)

@@ -317,7 +317,3 @@ class LogWriter:
 
     def close(self) -> None:
         self._close_fd()
-
-    @property
-    def is_open(self) -> bool:
-        return self._fd >= 0

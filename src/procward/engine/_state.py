@@ -25,11 +25,6 @@ class State(StrEnum):
     EXITED = "exited"
     FAILED = "failed"
 
-    @property
-    def is_active(self) -> bool:
-        """True while the instance has, or is about to have, a process."""
-        return self in (State.STARTING, State.RUNNING, State.BACKOFF, State.STOPPING)
-
 
 _S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
