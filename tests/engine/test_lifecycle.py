@@ -170,10 +170,7 @@ def test_grandchild_is_gone_after_stop(tmp_path: Path, run) -> None:  # type: ig
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
             await rec.wait_state("tree", "running")
-            log = tmp_path / "logs" / "tree.out.log"
-            while not log.exists() or not log.read_text().strip():
-                await asyncio.sleep(0.02)
-            grandchild = int(log.read_text().split()[0])
+            grandchild = await _pid_from_log(tmp_path / "logs" / "tree.out.log")
             child = sup.status(["tree"])[0].pid
             assert child is not None and psutil.pid_exists(grandchild)
             await sup.stop_services(["tree"])
@@ -199,10 +196,7 @@ def test_program_ignoring_stop_signal_is_killed_after_stop_timeout(tmp_path: Pat
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
             await rec.wait_state("stubborn", "running")
-            log = tmp_path / "logs" / "stubborn.out.log"
-            while not log.exists() or not log.read_text().strip():
-                await asyncio.sleep(0.02)
-            grandchild = int(log.read_text().split()[0])
+            grandchild = await _pid_from_log(tmp_path / "logs" / "stubborn.out.log")
             await sup.stop_services(["stubborn"])
             exit_event = rec.matching("stubborn", EventKind.EXIT)[-1]
             assert exit_event.fields["signal"] == signal.SIGKILL
@@ -293,6 +287,13 @@ def test_instances_cwd_and_environment(tmp_path: Path, run) -> None:  # type: ig
         assert (tmp_path / "logs" / "buffered.out.log").read_text() == "0\n"
 
     run(scenario())
+
+
+async def _pid_from_log(log: Path) -> int:
+    """The pid a service printed as its first output, once it has printed it."""
+    while not log.exists() or not log.read_text().strip():
+        await asyncio.sleep(0.02)
+    return int(log.read_text().split()[0])
 
 
 def _gone_soon(pids: list[int], timeout: float = 5.0) -> bool:
