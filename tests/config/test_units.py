@@ -68,3 +68,10 @@ def test_size_rejects(bad: object) -> None:
     """Negative, fractional-byte, boolean and unit-less-garbage sizes are refused."""
     with pytest.raises(ValueError, match="size"):
         parse_size(bad)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_duration_rejects_nan_and_inf(value: float) -> None:
+    """TOML's nan and inf are numbers but not durations."""
+    with pytest.raises(ValueError, match="finite"):
+        parse_duration(value)

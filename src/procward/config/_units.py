@@ -6,6 +6,7 @@ logrotate read them, so a size means the same whichever spelling a user knows.
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["parse_duration", "parse_size"]
@@ -24,6 +25,9 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value!r}")
+        if not math.isfinite(value):
+            # TOML allows nan and inf; neither makes a timer.
+            raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
         return float(value)
     if isinstance(value, str):
         m = _DURATION.match(value)
