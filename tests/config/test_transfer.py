@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from procward.config import config_from_json, config_to_json, load_config, load_config_isolated
+from procward.config import config_from_data, load_config, load_config_isolated
+from procward.config._validate import dump_json
 from procward.errors import ConfigError
 
 FULL = """
@@ -57,7 +59,7 @@ def test_json_round_trip_gives_back_an_equal_config(tmp_path: Path) -> None:
     """Every field, nested tables, paths and units survive the trip to the daemon."""
     (tmp_path / "procward.toml").write_text(FULL)
     config = load_config(tmp_path / "procward.toml", environ={})
-    again = config_from_json(config_to_json(config))
+    again = config_from_data(json.loads(dump_json(config)))
     assert again == config
     web = again.services["web"]
     assert web.backoff.initial == 0.25 and web.logs.max_size == 1024 * 1024

@@ -25,7 +25,7 @@ from procward.config._models import (
     StartLimitSettings,
 )
 from procward.config._paths import default_config_path, find_config_path
-from procward.config._transfer import config_from_json, config_to_json
+from procward.config._transfer import config_from_data
 from procward.config._units import parse_duration, parse_size
 
 __all__ = [
@@ -42,8 +42,7 @@ __all__ = [
     "LogSettings",
     "ServiceConfig",
     "StartLimitSettings",
-    "config_from_json",
-    "config_to_json",
+    "config_from_data",
     "default_config_path",
     "find_config_path",
     "load_config",
@@ -119,4 +118,4 @@ class IsolatedLoad:
         if "problems" in answer:
             raise ConfigError([ConfigProblem(Path(p["file"]), p["line"], p["key"], p["message"])
                                for p in answer["problems"]])
-        return config_from_json(json.dumps(answer["config"]))
+        return config_from_data(answer["config"])

@@ -1,15 +1,15 @@
-"""A validated configuration as JSON and back, without pydantic.
+"""A validated configuration rebuilt from parsed JSON, without pydantic.
 
 The daemon receives its configuration this way from a short-lived process that
-loaded and validated the file, so the daemon itself never imports pydantic.
-Rebuilding trusts the data: it was validated on the other side.
+loaded, validated and serialised it (``_validate.dump_json``), so the daemon
+itself never imports pydantic. Rebuilding trusts the data: it was validated on
+the other side.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -17,15 +17,12 @@ from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from procward.config._models import Config
 
-__all__ = ["config_from_json", "config_to_json"]
+__all__ = ["config_from_data"]
 
 
-def config_to_json(config: Config) -> str:
-    return json.dumps(dataclasses.asdict(config), default=str)
-
-
-def config_from_json(text: str) -> Config:
-    config = _converter(Config)(json.loads(text))
+def config_from_data(data: dict[str, Any]) -> Config:
+    """A ``Config`` from the parsed JSON of ``_validate.dump_json``."""
+    config = _converter(Config)(data)
     assert isinstance(config, Config)
     return config
 

@@ -23,7 +23,7 @@ def validate_config(data: dict[str, Any]) -> Config:
 
 
 def dump_json(config: Config) -> str:
-    """The configuration as JSON, as ``config_to_json`` writes it, but at pydantic's speed."""
+    """The configuration as JSON, for ``config_from_data`` in a process without pydantic."""
     return _adapter().dump_json(config).decode()
 
 
