@@ -170,6 +170,7 @@ def test_state_dir_lock_is_exclusive(tmp_path: Path) -> None:
              f"try:\n    PLATFORM.lock_state_dir(Path({str(tmp_path)!r}))\n"
              "except StateDirLocked:\n    sys.exit(7)\n")
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 7
+    with pytest.raises(StateDirLocked, match="another procward is running"):
+        PLATFORM.lock_state_dir(tmp_path)  # a second daemon in this very process
     lock.release()  # type: ignore[attr-defined]
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
-    assert StateDirLocked.__doc__
