@@ -1,0 +1,49 @@
+"""Register procward (or one program, or an SDK service) with the OS service manager.
+
+``manager()`` picks the backend for this OS: ``windows`` (SCM via pywin32),
+``systemd`` (Linux), ``launchd`` (macOS). Backends are imported lazily so the
+CLI pays only for the one it uses.
+"""
+
+from __future__ import annotations
+
+from procward.oshost._base import (
+    HostBody,
+    HostReporter,
+    NotPrivileged,
+    OsHostError,
+    ServiceManager,
+    ServiceSpec,
+    ServiceStatus,
+    StartType,
+)
+
+__all__ = [
+    "HostBody",
+    "HostReporter",
+    "NotPrivileged",
+    "OsHostError",
+    "ServiceManager",
+    "ServiceSpec",
+    "ServiceStatus",
+    "StartType",
+    "manager",
+]
+
+
+def manager() -> ServiceManager:
+    """The service manager of this OS; raises OsHostError where there is none."""
+    import sys
+
+    # The one platform switch of this layer: each backend is its own module.
+    if sys.platform == "win32":
+        from procward.oshost.windows import WindowsServiceManager
+
+        return WindowsServiceManager()
+    if sys.platform == "darwin":
+        from procward.oshost.launchd import LaunchdManager
+
+        return LaunchdManager()
+    from procward.oshost.systemd import SystemdManager
+
+    return SystemdManager()

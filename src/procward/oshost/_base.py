@@ -1,0 +1,105 @@
+"""The one small interface every OS service backend implements.
+
+A backend registers a program with the OS's service manager (Windows SCM,
+systemd, launchd) and, when the OS starts that program, *hosts* it: runs a
+body (the procward daemon, or an SDK user's function) while telling the
+manager how it is going (pending with a wait hint, ready, stopping, alive).
+One module per platform implements :class:`ServiceManager`; nothing outside
+``procward.oshost`` checks which platform it is on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+__all__ = [
+    "HostBody",
+    "HostReporter",
+    "NotPrivileged",
+    "OsHostError",
+    "ServiceManager",
+    "ServiceSpec",
+    "ServiceStatus",
+    "StartType",
+]
+
+StartType = Literal["auto", "delayed", "manual", "disabled"]
+
+
+class OsHostError(Exception):
+    """The OS service manager refused or is missing; the message says what to do next."""
+
+
+class NotPrivileged(OsHostError):
+    """Installing or controlling needs privileges this process lacks (nothing was changed)."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What to register: the OS service ``name`` running ``argv``."""
+
+    name: str
+    argv: list[str]
+    display_name: str = ""
+    description: str = ""
+    start_type: StartType = "auto"
+    account: str | None = None        # None: the manager's default (LocalSystem / root)
+    password: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    working_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    user_scope: bool = False          # systemd --user / a launchd LaunchAgent
+    stop_timeout: float = 30.0        # the manager must wait at least this long on stop
+    restart_delay: float = 5.0        # recovery: restart the service this long after a crash
+    reset_period: float = 86400.0     # recovery: forget earlier failures after this long
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    installed: bool
+    state: str  # "running", "stopped", "start_pending", ... or "not installed"
+    pid: int | None = None
+    detail: str = ""
+
+
+class HostReporter(Protocol):
+    """How a hosted body tells the OS manager its progress. Thread-safe."""
+
+    def pending(self, wait_hint: float) -> None:
+        """Still starting (or stopping): wait at least ``wait_hint`` seconds more."""
+
+    def ready(self) -> None:
+        """Started: the manager may consider the service running."""
+
+    def stopping(self, wait_hint: float) -> None:
+        """Stopping; may take ``wait_hint`` seconds."""
+
+    def alive(self) -> None:
+        """Watchdog keep-alive (systemd WatchdogSec); a no-op where the manager has none."""
+
+    def log(self, level: Literal["info", "warning", "error"], message: str) -> None:
+        """Write to the OS log (Windows Event Log, the journal through stderr)."""
+
+
+# The body gets the event set when the manager asks it to stop, and the reporter;
+# it returns the process exit code (non-zero lets recovery actions apply).
+HostBody = Callable[[threading.Event, HostReporter], int]
+
+
+class ServiceManager(Protocol):
+    """One per platform: ``procward.oshost.manager()`` returns the right one."""
+
+    def install(self, spec: ServiceSpec) -> None: ...
+    def uninstall(self, name: str, *, user_scope: bool = False) -> None: ...
+    def start(self, name: str, *, user_scope: bool = False) -> None: ...
+    def stop(self, name: str, *, user_scope: bool = False) -> None: ...
+    def status(self, name: str, *, user_scope: bool = False) -> ServiceStatus: ...
+
+    def host(self, name: str, body: HostBody) -> int:
+        """Run ``body`` as the OS service ``name`` (called in the process the manager started)."""
+        ...
