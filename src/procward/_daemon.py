@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from procward._os import PLATFORM
 from procward.config import Config
-from procward.engine import Event, Supervisor
+from procward.engine import Control, Event, Supervisor
 
 __all__ = ["StopSwitch", "run_daemon"]
 
@@ -54,6 +54,8 @@ async def run_daemon(
     say: Callable[[str], None] = print,
     stop_switch: StopSwitch | None = None,
     install_signals: bool = True,
+    reload_config: Callable[[], Awaitable[Config]] | None = None,
+    on_api: Callable[[str], None] | None = None,
 ) -> int:
     """Supervise ``config`` until asked to stop (SIGINT/SIGTERM, Ctrl+C/Ctrl+Break).
 
@@ -80,15 +82,54 @@ async def run_daemon(
             say(f"received {signal_name} again: killing all services now")
             supervisor.kill()
 
-    undo = PLATFORM.install_stop_handlers(loop, on_stop) if install_signals else (lambda: None)
+    control = Control(supervisor, reload_config)
+    api = None
+    if config.api.enabled:
+        # Imported only when enabled: the web stack is most of the daemon's memory.
+        from procward.api import ApiServer
+
+        api = ApiServer(control, config.api, supervisor.state_dir)
+
+    async def start_api() -> None:
+        if api is not None:
+            await api.start()
+            if on_api is not None:
+                on_api(api.url)
+
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_reload() -> None:
+        async def reload() -> None:
+            outcome = await control.reload("SIGHUP")
+            if outcome.ok and outcome.result is not None:
+                r = outcome.result
+                say(f"reloaded: added {r.added or '-'}, removed {r.removed or '-'}, "
+                    f"changed {r.changed or '-'}, unchanged {len(r.unchanged)}")
+            else:
+                say("reload refused, nothing changed: " + "; ".join(outcome.problems))
+
+        task = loop.create_task(reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    undo_stop = PLATFORM.install_stop_handlers(loop, on_stop) if install_signals else None
+    undo_reload = PLATFORM.install_reload_handler(loop, on_reload) if install_signals else None
     if stop_switch is not None:
         stop_switch.bind(loop, on_stop)
     try:
-        await supervisor.start()
+        try:
+            await supervisor.start(before_services=start_api)
+        except BaseException:
+            await supervisor.stop()
+            raise
         if on_ready is not None:
             on_ready(supervisor)
         await stop_requested.wait()
         await supervisor.stop()
     finally:
-        undo()
+        if api is not None:
+            await api.close()
+        for undo in (undo_stop, undo_reload):
+            if undo is not None:
+                undo()
     return 0

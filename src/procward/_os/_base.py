@@ -114,3 +114,12 @@ class Platform(Protocol):
         self, loop: asyncio.AbstractEventLoop, on_stop: Callable[[str], None]
     ) -> Callable[[], None]:
         """Call ``on_stop(name)`` (from the loop) on Ctrl+C/SIGTERM/Ctrl+Break; return an undo."""
+
+    def install_reload_handler(
+        self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call ``on_reload()`` (from the loop) on SIGHUP where the OS has one; return an undo."""
+
+    def write_private(self, path: Path, data: bytes) -> None:
+        """Replace ``path`` atomically with ``data``, readable only by its owner
+        (POSIX mode 0600; on Windows an ACL for the owner, Administrators and SYSTEM)."""

@@ -440,6 +440,30 @@ class PosixPlatform:
         return undo
 
 
+    def install_reload_handler(
+        self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None]
+    ) -> Callable[[], None]:
+        loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+        def undo() -> None:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+        return undo
+
+    def write_private(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # Created 0600 from the start: never readable by others, not even briefly.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+
 class _Lock:
     """Holds the state-dir lock until released or the process ends."""
 

@@ -47,6 +47,7 @@ import win32console
 import win32gui
 import win32job
 import win32process
+import win32security
 
 from procward._os._base import Child, ExitStatus, Leftover, OutputSink, SpawnSpec
 from procward.errors import SpawnError, StateDirLocked
@@ -502,6 +503,45 @@ class WindowsPlatform:
                 signal.signal(sig, old)
 
         return undo
+
+
+    def install_reload_handler(
+        self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None]
+    ) -> Callable[[], None]:
+        # Windows has no SIGHUP: reload comes through the API (`procward reload`).
+        return lambda: None
+
+    def write_private(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(b"")
+        _restrict_to_owner_and_admins(tmp)
+        with open(tmp, "r+b") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def _restrict_to_owner_and_admins(path: Path) -> None:
+    """Give ``path`` a protected DACL: full control for this user, Administrators, SYSTEM.
+
+    Protected means no entries inherited from the folder, so a folder that
+    Users may read does not leak the token.
+    """
+    token = win32security.OpenProcessToken(win32api.GetCurrentProcess(),
+                                           win32security.TOKEN_QUERY)
+    me = win32security.GetTokenInformation(token, win32security.TokenUser)[0]
+    admins = win32security.CreateWellKnownSid(win32security.WinBuiltinAdministratorsSid)
+    system = win32security.CreateWellKnownSid(win32security.WinLocalSystemSid)
+    dacl = win32security.ACL()
+    for sid in (me, admins, system):
+        dacl.AddAccessAllowedAce(win32security.ACL_REVISION, win32con.GENERIC_ALL, sid)
+    win32security.SetNamedSecurityInfo(
+        str(path), win32security.SE_FILE_OBJECT,
+        win32security.DACL_SECURITY_INFORMATION
+        | win32security.PROTECTED_DACL_SECURITY_INFORMATION,
+        None, None, dacl, None)
 
 
 class _Lock:

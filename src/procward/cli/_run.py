@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from procward import __version__
     from procward._daemon import run_daemon
     from procward.cli._render import EventPrinter
+    from procward.config import Config
     from procward.engine import Supervisor
-    from procward.errors import ConfigError, StateDirLocked
+    from procward.errors import ConfigError, ProcwardError, StateDirLocked
 
     try:
         config = loading.result()
@@ -52,18 +53,32 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"procward: {text}", flush=True)
 
+    api_url: list[str] = []
+
     def banner(sup: Supervisor) -> None:
         n = len(config.services)
         say(f"{__version__} supervising {n} service{'s' if n != 1 else ''} from {config.source}")
+        if api_url:
+            say(f"api:    {api_url[0]}  (token: {sup.state_dir / 'admin.token'}; "
+                "`procward status` finds both)")
         say(f"logs:   {sup.log_dir}")
         say(f"events: {sup.events_path}")
         say(f"state:  {sup.state_dir}")
         say("press Ctrl+C to stop all services")
 
+    async def reload_config() -> Config:
+        # The same isolated load as at start: pydantic stays out of the daemon.
+        fresh = IsolatedLoad(path, profile=args.profile)
+        return await asyncio.get_running_loop().run_in_executor(None, fresh.result)
+
     try:
         return asyncio.run(run_daemon(config, on_event=EventPrinter(colour=args.colour),
-                                      on_ready=banner, say=say))
+                                      on_ready=banner, say=say, reload_config=reload_config,
+                                      on_api=api_url.append))
     except StateDirLocked as e:
         print(f"procward: {e}; stop it first, or give this configuration its own state_dir",
               file=sys.stderr)
+        return 1
+    except ProcwardError as e:
+        print(f"procward: {e}", file=sys.stderr)
         return 1

@@ -8,25 +8,51 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from procward.config._models import (
-    AlertRule,
-    AlertSink,
-    AlertsSettings,
-    ApiSettings,
-    BackoffSettings,
-    Config,
-    DaemonSettings,
-    FleetSettings,
-    HealthSettings,
-    LogSettings,
-    ServiceConfig,
-    StartLimitSettings,
-)
 from procward.config._paths import default_config_path, find_config_path
-from procward.config._transfer import config_from_data
-from procward.config._units import parse_duration, parse_size
+
+if TYPE_CHECKING:
+    from procward.config._models import (
+        AlertRule,
+        AlertSink,
+        AlertsSettings,
+        ApiSettings,
+        BackoffSettings,
+        Config,
+        DaemonSettings,
+        FleetSettings,
+        HealthSettings,
+        LogSettings,
+        ServiceConfig,
+        StartLimitSettings,
+    )
+    from procward.config._transfer import config_from_data
+    from procward.config._units import parse_duration, parse_size
+
+# Imported on first use (PEP 562): the CLI's client commands import this package
+# only to find the file, and must not pay for building the model classes.
+_LAZY = {
+    "procward.config._models": (
+        "AlertRule", "AlertSink", "AlertsSettings", "ApiSettings", "BackoffSettings", "Config",
+        "DaemonSettings", "FleetSettings", "HealthSettings", "LogSettings", "ServiceConfig",
+        "StartLimitSettings",
+    ),
+    "procward.config._transfer": ("config_from_data",),
+    "procward.config._units": ("parse_duration", "parse_size"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    for module, names in _LAZY.items():
+        if name in names:
+            value = getattr(importlib.import_module(module), name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AlertRule",
@@ -105,6 +131,7 @@ class IsolatedLoad:
         import json
         from pathlib import Path
 
+        from procward.config._transfer import config_from_data
         from procward.errors import ConfigError, ConfigProblem
 
         out, err = self._proc.communicate()

@@ -20,6 +20,9 @@ class EventKind(StrEnum):
     LOG_DROPPED = "log_dropped"  # output could not be written; bytes are being counted
     LOG_RESUMED = "log_resumed"  # writing works again; how much was lost
     LOG_ERROR = "log_error"      # rotation or compression went wrong
+    CONTROL = "control"          # someone started/stopped/restarted/reloaded, and who
+    RELOAD = "reload"            # a reload was applied, or refused with the reasons
+    AUTH_FAILED = "auth_failed"  # a control request with a missing or unknown token
 
 
 @dataclass(frozen=True, slots=True)

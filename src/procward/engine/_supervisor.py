@@ -12,7 +12,8 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 
 from procward._os import PLATFORM, Platform
 from procward.config import Config, LogSettings
@@ -23,13 +24,29 @@ from procward.engine._logs import Compressor, LogWriter
 from procward.engine._state import State
 from procward.errors import UnknownService
 
-__all__ = ["Supervisor"]
+__all__ = ["ReloadResult", "Supervisor"]
 
 EVENTS_FILE = "procward.events.jsonl"
 _EVENT_LOG = LogSettings(max_size=10 * 1024 * 1024, keep=5)
 # A log file without output for this long gives its descriptor back, so
 # hundreds of quiet services do not hold two files open each.
 _IDLE_CLOSE = 5.0
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did, service by service."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    # Settings outside [services] that only a restart of the daemon applies.
+    needs_restart: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"added": self.added, "removed": self.removed, "changed": self.changed,
+                "unchanged": self.unchanged, "needs_restart": self.needs_restart}
 
 
 class Supervisor:
@@ -64,8 +81,13 @@ class Supervisor:
 
     # -- start and stop the whole daemon --------------------------------------
 
-    async def start(self) -> None:
-        """Lock the state dir, end leftovers of a previous run, start autostart services."""
+    async def start(self, before_services: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Lock the state dir, end leftovers of a previous run, start autostart services.
+
+        ``before_services`` runs once the state dir is ours and before any
+        service starts (the daemon binds its API there, so a port in use
+        fails the start before a single child is spawned).
+        """
         loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._lock = self.platform.lock_state_dir(self.state_dir)
@@ -80,6 +102,8 @@ class Supervisor:
         self._reap_leftovers()
         self.journal.open()
         self._release_guard = self.platform.guard_children(self.journal.path)
+        if before_services is not None:
+            await before_services()
         for name, cfg in self.config.services.items():
             self._instances[name] = [
                 Instance(self, name, i, cfg, self._environ) for i in range(cfg.instances)
@@ -186,6 +210,42 @@ class Supervisor:
         for inst in chosen:
             inst.start()
         return [inst.name for inst in chosen]
+
+    async def apply(self, new: Config) -> ReloadResult:
+        """Move to ``new``: start added services, stop removed ones, restart changed ones.
+
+        A service whose settings are equal in both keeps its processes (and pids).
+        A change to ``instances`` restarts every copy: the simplest rule a user
+        can predict, and the one systemd applies to a changed unit.
+        """
+        old = self.config
+        added = [n for n in new.services if n not in old.services]
+        removed = [n for n in old.services if n not in new.services]
+        changed = [n for n in new.services
+                   if n in old.services and new.services[n] != old.services[n]]
+        unchanged = [n for n in new.services
+                     if n in old.services and new.services[n] == old.services[n]]
+        needs_restart = [section for section in ("procward", "api", "fleet")
+                         if getattr(old, section) != getattr(new, section)]
+        going = [inst for n in removed + changed for inst in self._instances.get(n, [])]
+        await asyncio.gather(*(inst.stop() for inst in going))
+        for inst in going:
+            for writer in inst.log_writers:
+                writer.close()
+        for n in removed:
+            self._instances.pop(n, None)
+        self.config = new
+        self._order = list(new.services)
+        for n in added + changed:
+            cfg = new.services[n]
+            self._instances[n] = [Instance(self, n, i, cfg, self._environ)
+                                  for i in range(cfg.instances)]
+        for n in added + changed:
+            if new.services[n].autostart:
+                for inst in self._instances[n]:
+                    inst.start()
+        self.state_changed()
+        return ReloadResult(added, removed, changed, unchanged, needs_restart)
 
     # -- what instances need from their owner ----------------------------------
 

@@ -1,0 +1,120 @@
+"""The API server: uvicorn serving the Starlette app on the daemon's own event loop.
+
+The socket is bound here, before any service starts, so "address in use"
+becomes a clear error at start (uvicorn would ``sys.exit`` from inside the
+loop). uvicorn's own signal capture is switched off: the daemon owns Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import ssl
+from collections.abc import Generator
+from pathlib import Path
+
+import uvicorn
+
+from procward.api._app import build_app
+from procward.api._tokens import TokenStore
+from procward.config import ApiSettings
+from procward.config._models import split_listen
+from procward.engine import Control
+from procward.errors import ProcwardError
+
+__all__ = ["API_FILE", "ApiServer"]
+
+# Written into the state dir while the API is up: where the local CLI finds it.
+API_FILE = "api.json"
+_UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The daemon handles SIGINT/SIGTERM itself; uvicorn must not take them over.
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name != "nt":
+            # Windows' SO_REUSEADDR would let a second daemon steal the port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+    except OSError as e:
+        sock.close()
+        raise ProcwardError(
+            f"the control API cannot listen on {host}:{port}: {e.strerror or e}; "
+            "choose another [api] listen address, or stop what uses it") from None
+    sock.setblocking(False)
+    return sock
+
+
+class ApiServer:
+    """Serves the control API for one daemon until closed."""
+
+    def __init__(self, control: Control, settings: ApiSettings, state_dir: Path) -> None:
+        self.settings = settings
+        self.tokens = TokenStore(state_dir)
+        self.state_dir = state_dir
+        self._control = control
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        s = self.settings
+        host, port = split_listen(s.listen)
+        sock = _bind(host, port)
+        port = sock.getsockname()[1]
+        self.tokens.ensure_local_admin()
+        tls = s.tls_cert is not None
+        config = uvicorn.Config(
+            build_app(self._control, self.tokens), lifespan="off", log_config=None,
+            access_log=False, http="h11", ws="none", interface="asgi3",
+            timeout_graceful_shutdown=2, server_header=False,
+            ssl_certfile=str(s.tls_cert) if tls else None,
+            ssl_keyfile=str(s.tls_key) if s.tls_key else None,
+            ssl_ca_certs=str(s.client_ca) if s.client_ca else None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if s.client_ca else ssl.CERT_NONE,
+        )
+        try:
+            config.load()
+        except (OSError, ssl.SSLError) as e:
+            sock.close()
+            raise ProcwardError(f"the control API cannot load its TLS files: {e}; check "
+                                "[api] tls_cert, tls_key and client_ca") from None
+        self._server = _Server(config)
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[sock]), name="procward:api")
+        local = _UNSPECIFIED.get(host, host)
+        shown = f"[{local}]" if ":" in local else local
+        self.url = f"{'https' if tls else 'http'}://{shown}:{port}"
+        info = {"url": self.url, "pid": os.getpid(), "tls": tls,
+                "cafile": str(s.tls_cert) if tls else None,
+                "client_cert_required": s.client_ca is not None}
+        self._control.supervisor.platform.write_private(
+            self.state_dir / API_FILE, (json.dumps(info) + "\n").encode())
+        # Serving starts on the loop's next turns; wait until uvicorn says it has.
+        while not self._server.started and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            self._task.result()
+
+    async def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / API_FILE).unlink()
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+            except TimeoutError:
+                self._server.force_exit = True
+                await self._task

@@ -1,0 +1,137 @@
+"""The narrow facade the control API talks to: look, act, reload, with who did it.
+
+The API never touches instances or log writers; it calls these methods, each
+of which records control actions as events naming the token that asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from procward.config import Config
+from procward.engine._events import Event, EventKind
+from procward.engine._instance import InstanceStatus
+from procward.engine._supervisor import ReloadResult, Supervisor
+from procward.errors import ConfigError
+
+__all__ = ["Control", "LogFile", "ReloadOutcome"]
+
+# Loads the configuration file again; raises ConfigError when it is bad.
+ConfigLoader = Callable[[], Awaitable[Config]]
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    ok: bool
+    result: ReloadResult | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"ok": self.ok, "problems": self.problems}
+        body.update((self.result or ReloadResult()).to_dict())
+        return body
+
+
+@dataclass(frozen=True)
+class LogFile:
+    instance: str
+    stream: str
+    path: Path
+
+
+class Control:
+    """What a remote caller may ask of a running Supervisor."""
+
+    def __init__(self, supervisor: Supervisor, loader: ConfigLoader | None = None) -> None:
+        self.supervisor = supervisor
+        self._loader = loader
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def config(self) -> Config:
+        return self.supervisor.config
+
+    # -- look -----------------------------------------------------------------
+
+    def status(self, names: list[str] | None = None) -> list[InstanceStatus]:
+        """Raises UnknownService for a name that is neither a service nor an instance."""
+        return self.supervisor.status(names)
+
+    def service_names(self) -> list[str]:
+        return list(self.supervisor.config.services)
+
+    def log_files(self, name: str, stream: str) -> list[LogFile]:
+        """The current log file of each instance ``name`` selects, for ``stream``
+        (stdout or stderr; with merged streams both are the one file)."""
+        files = []
+        for inst in self.supervisor.select([name]):
+            writer = inst.stderr_log if stream == "stderr" and inst.stderr_log else inst.stdout_log
+            files.append(LogFile(inst.name, stream, writer.path))
+        return files
+
+    def log_counters(self) -> list[tuple[str, str, str, int, int]]:
+        """(service, instance, stream, bytes written, bytes dropped) for every log file."""
+        rows = []
+        for inst in self.supervisor.instances():
+            for stream, writer in (("stdout", inst.stdout_log), ("stderr", inst.stderr_log)):
+                if writer is not None:
+                    rows.append((inst.service, inst.name, stream,
+                                 writer.bytes_written, writer.bytes_dropped))
+        return rows
+
+    @property
+    def events_path(self) -> Path:
+        return self.supervisor.events_path
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        return self.supervisor.subscribe(callback)
+
+    def emit(self, kind: EventKind, message: str, **fields: object) -> None:
+        self.supervisor.emit(Event(kind, message, None, dict(fields)))
+
+    # -- act ------------------------------------------------------------------
+
+    async def act(self, action: str, names: list[str] | None, who: str) -> list[str]:
+        """start / stop / restart the named services (None: every service)."""
+        sup = self.supervisor
+        chosen = self.service_names() if names is None else names
+        sup.select(chosen)  # raises UnknownService before anything is done
+        label = "all services" if names is None else ", ".join(chosen)
+        sup.emit(Event(EventKind.CONTROL, f"{action} {label} (by {who})", None,
+                       {"action": action, "names": chosen, "by": who}))
+        if action == "start":
+            return await sup.start_services(chosen)
+        if action == "stop":
+            return await sup.stop_services(chosen)
+        if action == "restart":
+            return await sup.restart_services(chosen)
+        raise ValueError(f"unknown action {action!r}")
+
+    async def reload(self, who: str) -> ReloadOutcome:
+        """Read the file again and apply only the difference; a bad file changes nothing."""
+        async with self._reload_lock:
+            sup = self.supervisor
+            sup.emit(Event(EventKind.CONTROL, f"reload (by {who})", None,
+                           {"action": "reload", "by": who}))
+            if self._loader is None:
+                return self._refused(["this daemon was started without a configuration file "
+                                      "to reload"])
+            try:
+                new = await self._loader()
+            except ConfigError as e:
+                return self._refused([str(p) for p in e.problems])
+            except OSError as e:
+                return self._refused([f"{self.config.source}: {e}"])
+            result = await sup.apply(new)
+            sup.emit(Event(EventKind.RELOAD, "reload applied", None,
+                           {"ok": True, **result.to_dict()}))
+            return ReloadOutcome(True, result)
+
+    def _refused(self, problems: list[str]) -> ReloadOutcome:
+        self.supervisor.emit(Event(
+            EventKind.RELOAD, "reload refused: the running configuration is unchanged", None,
+            {"ok": False, "problems": problems}))
+        return ReloadOutcome(False, None, problems)
