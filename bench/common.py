@@ -742,7 +742,9 @@ class ProcwardDaemon(Daemon):
         def q(s: str) -> str:
             return json.dumps(s)  # a TOML basic string, for the ASCII we write
 
-        out = ["[procward]", 'log_dir = "logs"', 'state_dir = "state"', ""]
+        out = ["[procward]", 'log_dir = "logs"', 'state_dir = "state"', "",
+               # The control API is on (as for a user), on any free port.
+               "[api]", 'listen = "127.0.0.1:0"', ""]
         for s in services:
             out += [
                 f"[services.{s.name}]",

@@ -113,7 +113,8 @@ time.sleep(600)
 
 def _write_config(tmp_path: Path, body: str) -> Path:
     cfg = tmp_path / "procward.toml"
-    cfg.write_text(body)
+    # Port 0: the API takes any free port, so tests never collide on 9771.
+    cfg.write_text('[api]\nlisten = "127.0.0.1:0"\n' + body)
     return cfg
 
 

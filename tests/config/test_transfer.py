@@ -86,7 +86,7 @@ def test_the_running_daemon_has_not_loaded_pydantic(tmp_path: Path) -> None:
     if not Path("/proc/self/maps").exists():
         pytest.skip("needs /proc to look inside the daemon")
     cfg = tmp_path / "procward.toml"
-    cfg.write_text('[services.s]\ncommand = ["sleep", "600"]\n')
+    cfg.write_text('[api]\nlisten = "127.0.0.1:0"\n[services.s]\ncommand = ["sleep", "600"]\n')
     proc = subprocess.Popen([sys.executable, "-m", "procward", "run", "-c", str(cfg)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -62,6 +62,7 @@ def daemon(wine_python: WinePython, tmp_path: Path) -> Iterator[tuple[subprocess
     config = tmp_path / "procward.toml"
     config.write_text(
         '[procward]\nlog_dir = "logs"\nstate_dir = "state"\n\n'
+        '[api]\nlisten = "127.0.0.1:0"\n\n'
         "[services.ticker]\n"
         f"command = ['{windows_path(wine_python.python)}', '{windows_path(script)}']\n"
         'stop_timeout = "3s"\n'
