@@ -15,7 +15,7 @@ from typing import BinaryIO
 __all__ = ["follow", "last_lines"]
 
 _BLOCK = 64 * 1024
-_POLL = 0.2
+_POLL = 0.1
 
 
 def last_lines(path: Path, n: int) -> tuple[list[bytes], int]:
@@ -41,8 +41,11 @@ async def follow(path: Path, offset: int) -> AsyncIterator[bytes]:
     """Yield what is appended to ``path`` from ``offset`` on, for ever.
 
     When the file is rotated (renamed away, a new one created at ``path``), the
-    rest of the old file is read to its end before the new one is opened, so no
-    line written around a rotation is missed.
+    rest of the old file is read to its end, then any files rotated after it
+    (when several rotations fell between two looks), then the new one, so no
+    line written around a rotation is missed. (With ``compress = true`` the
+    rotated files become ``.gz``; if more than one rotation falls between two
+    looks, the lines of the files between are not followed.)
     """
     f = _open(path)
     if f is not None:
@@ -62,8 +65,13 @@ async def follow(path: Path, offset: int) -> AsyncIterator[bytes]:
                 rest = f.read()
                 if rest:
                     yield rest
+                newer = _rotated_after(path, os.fstat(f.fileno()))
                 f.close()
                 f = None
+                for g in newer:
+                    with g:
+                        while chunk := g.read(_BLOCK):
+                            yield chunk
                 continue
             await asyncio.sleep(_POLL)
     finally:
@@ -76,6 +84,32 @@ def _open(path: Path) -> BinaryIO | None:
         return open(path, "rb")
     except FileNotFoundError:
         return None
+
+
+def _rotated_after(path: Path, old: os.stat_result) -> list[BinaryIO]:
+    """Open the rotated files newer than ``old`` (``path.N`` ... ``path.1``), oldest first.
+
+    Opened before any is read, so a further rotation while reading renames
+    them under us without changing what we read.
+    """
+    names = []
+    n = 1
+    while True:
+        candidate = path.with_name(f"{path.name}.{n}")
+        try:
+            st = os.stat(candidate)
+        except FileNotFoundError:
+            return []  # ours is gone (or compressed): nothing to chase
+        if (st.st_ino, st.st_dev) == (old.st_ino, old.st_dev):
+            break
+        names.append(candidate)
+        n += 1
+    opened = []
+    for name in reversed(names):
+        f = _open(name)
+        if f is not None:
+            opened.append(f)
+    return opened
 
 
 def _replaced(path: Path, f: BinaryIO) -> bool:
