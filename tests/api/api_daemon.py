@@ -62,7 +62,7 @@ class RunningDaemon:
             ) -> subprocess.CompletedProcess[str]:
         """The real `procward` command, finding this daemon through its configuration."""
         return subprocess.run([sys.executable, "-m", "procward", *args, "-c", str(self.config)],
-                              capture_output=True, text=True, timeout=timeout,
+                              check=False, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **(env or {})}, cwd=self.root)
 
     def http(self, method: str, path: str, *, token: str | None = "admin",

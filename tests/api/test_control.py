@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_daemon import toml_list
 
 from procward.testing import python
-from api_daemon import toml_list
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="runs POSIX daemons")
 
@@ -290,11 +290,13 @@ def test_url_and_token_reach_a_daemon_without_the_config(start_daemon: Any,
     elsewhere.mkdir()
     env = {**os.environ, "PROCWARD_URL": d.url, "PROCWARD_TOKEN": d.token}
     out = subprocess.run([sys.executable, "-m", "procward", "status", "--json"],
-                         capture_output=True, text=True, env=env, cwd=elsewhere, timeout=30)
+                         check=False, capture_output=True, text=True, env=env, cwd=elsewhere,
+                         timeout=30)
     assert out.returncode == 0, out.stderr
     assert {r["service"] for r in json.loads(out.stdout)["services"]} == {"ticker", "sleeper"}
     no_token = subprocess.run([sys.executable, "-m", "procward", "status", "--url", d.url],
-                              capture_output=True, text=True, cwd=elsewhere, timeout=30,
+                              check=False, capture_output=True, text=True, cwd=elsewhere,
+                              timeout=30,
                               env={k: v for k, v in os.environ.items()
                                    if k != "PROCWARD_TOKEN"})
     assert no_token.returncode == 2 and "--token" in no_token.stderr
@@ -304,7 +306,7 @@ def test_cli_says_when_no_daemon_runs(tmp_path: Path) -> None:
     cfg = tmp_path / "procward.toml"
     cfg.write_text('[services.a]\ncommand = "sleep 1"\n')
     out = subprocess.run([sys.executable, "-m", "procward", "status", "-c", str(cfg)],
-                         capture_output=True, text=True, timeout=30)
+                         check=False, capture_output=True, text=True, timeout=30)
     assert out.returncode == 3
     assert "procward run" in out.stderr
     with socket.socket() as s:
@@ -312,7 +314,7 @@ def test_cli_says_when_no_daemon_runs(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     out = subprocess.run([sys.executable, "-m", "procward", "status", "--url",
                           f"http://127.0.0.1:{port}", "--token", "x"],
-                         capture_output=True, text=True, timeout=30)
+                         check=False, capture_output=True, text=True, timeout=30)
     assert out.returncode == 3 and "does not answer" in out.stderr
 
 
@@ -327,7 +329,7 @@ def test_a_port_in_use_fails_the_start_before_any_service(tmp_path: Path) -> Non
         cfg.write_text(f'[api]\nlisten = "127.0.0.1:{port}"\n[services.a]\n'
                        f"command = {toml_list(python(touch))}\n")
         out = subprocess.run([sys.executable, "-m", "procward", "run", "-c", str(cfg)],
-                             capture_output=True, text=True, timeout=30)
+                             check=False, capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert f"127.0.0.1:{port}" in out.stderr and "listen" in out.stderr
     assert not marker.exists(), "no service may start when the API cannot"
@@ -337,7 +339,7 @@ def test_listening_beyond_loopback_needs_tls(tmp_path: Path) -> None:
     cfg = tmp_path / "procward.toml"
     cfg.write_text('[api]\nlisten = "0.0.0.0:9771"\n[services.a]\ncommand = "sleep 1"\n')
     out = subprocess.run([sys.executable, "-m", "procward", "run", "-c", str(cfg)],
-                         capture_output=True, text=True, timeout=30)
+                         check=False, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "procward.toml:1 api:" in out.stderr and "tls_cert" in out.stderr
     assert "allow_insecure" in out.stderr

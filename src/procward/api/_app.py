@@ -77,8 +77,11 @@ class _Guard:
                            f"refused {request.method} {request.url.path} from {client}: "
                            f"{'unknown token' if had_token else 'no token'}",
                            client=client, path=request.url.path, attempts=count)
-        # Guessing gets slower with each miss: 0.1 s, 0.2 s, 0.4 s ... up to 5 s.
-        await asyncio.sleep(min(_MAX_DELAY, 0.1 * 2 ** (count - 1)))
+        if had_token:
+            # Guessing gets slower with each wrong token from the same address:
+            # 0.1 s, 0.2 s, 0.4 s ... up to 5 s. A request with no token at all
+            # guesses nothing and is answered at once.
+            await asyncio.sleep(min(_MAX_DELAY, 0.1 * 2 ** (count - 1)))
         return JSONResponse({"error": "a valid bearer token is needed: "
                                       "Authorization: Bearer <token>"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -153,19 +156,18 @@ def build_app(control: Control, tokens: TokenStore) -> Starlette:
                 body = json.loads(await request.body() or b"null")
             except ValueError:
                 return _error(400, "the body must be JSON: {\"names\": [...]} or {\"all\": true}")
-            if not isinstance(body, dict) or set(body) - {"names", "all"}:
-                return _error(400, "the body must be {\"names\": [...]} or {\"all\": true}")
+            shape = "the body must be {\"names\": [...]} or {\"all\": true}"
+            if not isinstance(body, dict) or len(body) != 1:
+                return _error(400, shape)
             names = body.get("names")
-            everything = body.get("all", False)
-            if everything is not True and everything is not False:
-                return _error(400, "all must be true or false")
-            if names is not None and (not isinstance(names, list)
-                                      or not all(isinstance(n, str) for n in names)):
-                return _error(400, "names must be a list of service names")
-            if everything == bool(names):
-                return _error(400, "give either names or all = true")
+            if "all" in body:
+                if body["all"] is not True:
+                    return _error(400, shape)
+            elif (not isinstance(names, list) or not names
+                  or not all(isinstance(n, str) for n in names)):
+                return _error(400, "names must be a non-empty list of service names")
             try:
-                done = await control.act(action, None if everything else names, who.name)
+                done = await control.act(action, names, who.name)
             except UnknownService as e:
                 return _error(404, str(e))
             return JSONResponse({"action": action, "done": done})

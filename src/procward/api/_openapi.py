@@ -62,9 +62,13 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"services": {"type": "array", "items": _ref("InstanceStatus")}},
     },
     "ControlRequest": {
-        "type": "object", "additionalProperties": False,
-        "properties": {"names": _NAMES, "all": {"type": "boolean"}},
         "description": "the services (or instances) to act on: names, or all = true",
+        "oneOf": [
+            {"type": "object", "additionalProperties": False, "required": ["names"],
+             "properties": {"names": {**_NAMES, "minItems": 1}}},
+            {"type": "object", "additionalProperties": False, "required": ["all"],
+             "properties": {"all": {"const": True}}},
+        ],
     },
     "ControlResult": {
         "type": "object", "required": ["action", "done"],
