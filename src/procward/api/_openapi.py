@@ -192,3 +192,55 @@ def openapi_document(version: str) -> dict[str, Any]:
             }},
         },
     }
+
+
+def reference_markdown(document: dict[str, Any]) -> str:
+    """docs/api-reference.md, generated from the document so the two cannot drift apart."""
+    out = [
+        "# Control API reference",
+        "",
+        "<!-- Generated from the OpenAPI document by scripts/api-reference; do not edit. -->",
+        "",
+        document["info"]["description"],
+        "",
+        "The live document is served at `/openapi.json` by every daemon.",
+        "",
+    ]
+    for path, methods in document["paths"].items():
+        for method, op in methods.items():
+            out += [f"## `{method.upper()} {path}`", "", op["summary"].capitalize() + ".", ""]
+            auth = "none" if op.get("security") == [] else "bearer token"
+            role = "read or admin" if method == "get" else "admin"
+            out.append(f"Auth: {auth}" + ("" if auth == "none" else f" ({role})") + ".")
+            out.append("")
+            params = op.get("parameters", [])
+            if params:
+                out += ["| parameter | in | type | description |", "|---|---|---|---|"]
+                for p in params:
+                    schema = p.get("schema", {})
+                    kind = schema.get("type", "")
+                    if "enum" in schema:
+                        kind += " (" + " \\| ".join(schema["enum"]) + ")"
+                    if "default" in schema:
+                        kind += f", default {json_text(schema['default'])}"
+                    out.append(f"| `{p['name']}` | {p['in']} | {kind} | "
+                               f"{p.get('description', '')} |")
+                out.append("")
+            body = op.get("requestBody")
+            if body:
+                ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+                out += [f"Body: `{ref}` (below).", ""]
+            out += ["| status | meaning |", "|---|---|"]
+            for status, resp in op["responses"].items():
+                out.append(f"| {status} | {resp['description']} |")
+            out.append("")
+    out += ["## Schemas", ""]
+    for name, schema in document["components"]["schemas"].items():
+        out += [f"### `{name}`", "", "```json", json_text(schema, indent=2), "```", ""]
+    return "\n".join(out)
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    import json
+
+    return json.dumps(value, indent=indent)
