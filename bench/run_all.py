@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import common
+import control_plane
 import idle
 import log_throughput
 import restart_latency
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     log_throughput.NAME: log_throughput,
     start_stop_many.NAME: start_stop_many,
     idle.NAME: idle,
+    control_plane.NAME: control_plane,
 }
 
 

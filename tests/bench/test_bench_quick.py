@@ -39,7 +39,25 @@ def test_every_benchmark_completes(quick_run: dict[str, object]) -> None:
     assert quick_run["errors"] == {}
     results = quick_run["results"]
     assert isinstance(results, dict)
-    assert set(results) == {"restart_latency", "log_throughput", "start_stop_many", "idle"}
+    assert set(results) == {"restart_latency", "log_throughput", "start_stop_many", "idle",
+                            "control_plane"}
+
+
+def test_control_plane_prints_its_figures(quick_run: dict[str, object]) -> None:
+    """The control-plane benchmark measured every figure it prints (no timing is checked)."""
+    results = quick_run["results"]
+    assert isinstance(results, dict)
+    cp = results["control_plane"]
+    for label in ("python -c pass", "python -m procward status"):
+        assert cp["cli"][label]["n"] > 0
+        assert cp["cli"][label]["p50"] > 0
+    assert cp["concurrent"]["procward"]["n"] == cp["concurrency"] * cp["bursts"]
+    assert cp["flood"]["latency"]["busy"]["n"] > 0
+    assert cp["flood"]["capture"]["quiet_mb_s"] > 0
+    assert cp["flood"]["capture"]["flood_mb_s"] > 0
+    summary = quick_run["summary"]
+    assert isinstance(summary, list)
+    assert any(row["benchmark"] == "control_plane" for row in summary)
 
 
 def test_procward_log_capture_loses_no_byte(quick_run: dict[str, object]) -> None:
