@@ -122,3 +122,22 @@ def test_stop_handlers_queue_the_request_and_undo(wine_python: WinePython) -> No
     result = run_case(wine_python, "handlers")
     assert result["seen"] == ["INT", "BREAK"]
     assert result["restored"] is True
+
+
+def test_private_files_are_readable_only_by_owner_admins_and_system(
+        wine_python: WinePython) -> None:
+    """The admin token's file gets a DACL of exactly three full-control entries.
+
+    Checked on the ACL object procward builds and applies (SetNamedSecurityInfo with
+    PROTECTED_DACL_SECURITY_INFORMATION): Wine keeps no DACLs on its Z: drive (it
+    answers every query with one made from the Unix mode), so reading the file's
+    ACL back under Wine would show Wine's, not ours.
+    """
+    result = run_case(wine_python, "private_file")
+    assert result["content"] == "replaced\n"
+    assert result["leftovers"] == ["admin.token"]
+    who = [a["who"] for a in result["aces"]]
+    assert len(who) == 3
+    assert any(w.endswith("\\Administrators") for w in who), who
+    assert any(w.endswith("\\SYSTEM") for w in who), who
+    assert all(a["allowed"] and a["full"] for a in result["aces"])

@@ -38,6 +38,7 @@ import threading
 from asyncio import windows_utils
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pywintypes
@@ -48,6 +49,9 @@ import win32gui
 import win32job
 import win32process
 import win32security
+
+if TYPE_CHECKING:
+    import _win32typing
 
 from procward._os._base import Child, ExitStatus, Leftover, OutputSink, SpawnSpec
 from procward.errors import SpawnError, StateDirLocked
@@ -529,6 +533,15 @@ def _restrict_to_owner_and_admins(path: Path) -> None:
     Protected means no entries inherited from the folder, so a folder that
     Users may read does not leak the token.
     """
+    win32security.SetNamedSecurityInfo(
+        str(path), win32security.SE_FILE_OBJECT,
+        win32security.DACL_SECURITY_INFORMATION
+        | win32security.PROTECTED_DACL_SECURITY_INFORMATION,
+        None, None, private_dacl(), None)
+
+
+def private_dacl() -> _win32typing.PyACL:
+    """Full control for this process's user, Administrators and SYSTEM; no one else."""
     token = win32security.OpenProcessToken(win32api.GetCurrentProcess(),
                                            win32security.TOKEN_QUERY)
     me = win32security.GetTokenInformation(token, win32security.TokenUser)[0]
@@ -537,11 +550,7 @@ def _restrict_to_owner_and_admins(path: Path) -> None:
     dacl = win32security.ACL()
     for sid in (me, admins, system):
         dacl.AddAccessAllowedAce(win32security.ACL_REVISION, win32con.GENERIC_ALL, sid)
-    win32security.SetNamedSecurityInfo(
-        str(path), win32security.SE_FILE_OBJECT,
-        win32security.DACL_SECURITY_INFORMATION
-        | win32security.PROTECTED_DACL_SECURITY_INFORMATION,
-        None, None, dacl, None)
+    return dacl
 
 
 class _Lock:

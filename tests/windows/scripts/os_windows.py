@@ -244,6 +244,30 @@ async def case_handlers() -> dict[str, Any]:
     return {"seen": seen, "restored": signal.getsignal(signal.SIGINT) is before}
 
 
+async def case_private_file() -> dict[str, Any]:
+    """write_private writes and atomically replaces; the DACL it applies names only the
+    owner, Administrators and SYSTEM, each with full control."""
+    import win32con
+    import win32security
+
+    from procward._os.windows import private_dacl
+
+    folder = Path(tempfile.mkdtemp())
+    target = folder / "admin.token"
+    PLATFORM.write_private(target, b"secret\n")
+    PLATFORM.write_private(target, b"replaced\n")
+    dacl = private_dacl()
+    aces = []
+    for i in range(dacl.GetAceCount()):
+        (kind, _), mask, sid = dacl.GetAce(i)
+        name, domain, _ = win32security.LookupAccountSid(None, sid)
+        aces.append({"who": f"{domain}\\{name}" if domain else name,
+                     "allowed": kind == win32security.ACCESS_ALLOWED_ACE_TYPE,
+                     "full": mask == win32con.GENERIC_ALL})
+    return {"content": target.read_text(), "aces": aces,
+            "leftovers": sorted(p.name for p in folder.iterdir())}
+
+
 async def main(case: str) -> None:
     result = await globals()[f"case_{case}"]()
     print(json.dumps(result), flush=True)
