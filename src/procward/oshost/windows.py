@@ -49,7 +49,13 @@ from procward.oshost._base import (
 if TYPE_CHECKING:
     from _win32typing import PySC_HANDLE  # stub-only: the type of the SCM's handles
 
-__all__ = ["EVENT_SOURCE", "WindowsServiceManager", "python_for_service"]
+__all__ = [
+    "EVENT_SOURCE",
+    "WindowsServiceManager",
+    "failure_actions",
+    "python_for_service",
+    "service_python",
+]
 
 # The Event Log source every procward service writes under (Application log).
 EVENT_SOURCE = "procward"

@@ -8,6 +8,7 @@ Each action prints one JSON object, the result the Linux test asserts on:
 - ``config NAME``: what the SCM holds for the service, read back three ways:
   QueryServiceConfig, QueryServiceConfig2 for each level (or the error the
   SCM gave), and the values under the service's registry key;
+- ``failure_actions SPEC_JSON``: the recovery value install() gives the SCM;
 - ``events``: the Application log's entries from the source ``procward``.
 """
 
@@ -26,7 +27,7 @@ import win32evtlogutil
 import win32service
 
 from procward.oshost import OsHostError, ServiceSpec
-from procward.oshost.windows import EVENT_SOURCE, WindowsServiceManager, python_for_service
+from procward.oshost.windows import EVENT_SOURCE, WindowsServiceManager, failure_actions
 
 LEVELS = {
     "description": win32service.SERVICE_CONFIG_DESCRIPTION,
@@ -40,7 +41,7 @@ LEVELS = {
 def config(name: str) -> dict[str, Any]:
     scm = win32service.OpenSCManager(None, None, win32service.SC_MANAGER_CONNECT)
     handle = win32service.OpenService(scm, name, win32service.SERVICE_QUERY_CONFIG)
-    kind, start, _, binary, _, _, deps, account, display = win32service.QueryServiceConfig(handle)
+    _, start, _, binary, _, _, deps, account, display = win32service.QueryServiceConfig(handle)
     result: dict[str, Any] = {"start": start, "binary": binary, "dependencies": deps,
                               "account": account, "display": display, "config2": {}}
     for key, level in LEVELS.items():
@@ -110,8 +111,9 @@ def main() -> int:
             result = config(arg)
         elif action == "events":
             result = {"events": events()}
-        elif action == "python":
-            result = {"python": python_for_service(), "executable": sys.executable}
+        elif action == "failure_actions":
+            # The value install() passes to ChangeServiceConfig2 (Wine drops it).
+            result = failure_actions(ServiceSpec(**json.loads(arg)))
         else:
             raise SystemExit(f"unknown action {action}")
     except OsHostError as e:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import traceback
 
 from procward.oshost import HostReporter, OsHostError
 from procward.oshost.windows import WindowsServiceManager
@@ -28,6 +29,15 @@ def daemon(config_path: str) -> int:
     from procward.config import load_config
 
     def body(stop: threading.Event, reporter: HostReporter) -> int:
+        try:
+            return run(stop, reporter)
+        except BaseException:
+            # Wine's Event Log keeps nothing: leave the traceback beside the config.
+            with open(os.path.join(os.path.dirname(config_path), "body-error.txt"), "w") as f:
+                traceback.print_exc(file=f)
+            raise
+
+    def run(stop: threading.Event, reporter: HostReporter) -> int:
         reporter.pending(60)
         config = load_config(config_path)
         switch = StopSwitch()
