@@ -22,6 +22,7 @@ What Wine 8 cannot show, and how it is covered instead (each test says so too):
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import time
@@ -186,6 +187,9 @@ def test_accounts_are_recorded_as_the_scm_expects_them(scm: Scm) -> None:
     """LocalService, a virtual account and a user with a password; bad ones change nothing.
 
     Wine runs every service as its one user: only what is recorded can be checked.
+    The user is Wine's own (named after the Unix user), the one account Wine knows;
+    granting it "Log on as a service" succeeds, but Wine's LSA keeps no rights to
+    read back.
     """
     argv = [windows_path(scm.wine.python), "-c", "pass"]
     expected = {}
@@ -196,8 +200,9 @@ def test_accounts_are_recorded_as_the_scm_expects_them(scm: Scm) -> None:
     assert scm.install(virtual, argv, account=f"NT SERVICE\\{virtual}") == {"ok": True}
     expected[virtual] = f"NT SERVICE\\{virtual}"
     user = scm.name("acu")
-    assert scm.install(user, argv, account="svcuser", password="s3cret") == {"ok": True}
-    expected[user] = r".\svcuser"
+    me = getpass.getuser()
+    assert scm.install(user, argv, account=me, password="s3cret") == {"ok": True}
+    expected[user] = f".\\{me}"
     for name, account in expected.items():
         assert scm.ctl("config", name)["account"] == account
 
@@ -207,8 +212,20 @@ def test_accounts_are_recorded_as_the_scm_expects_them(scm: Scm) -> None:
     no_password = scm.name("acn")
     answer = scm.install(no_password, argv, account="svcuser")
     assert "needs a password" in answer["message"]
-    for name in (wrong_virtual, no_password):
+    nobody = scm.name("acx")
+    answer = scm.install(nobody, argv, account="no-such-user", password="x")
+    assert "no such account" in answer["message"]
+    for name in (wrong_virtual, no_password, nobody):
         assert scm.status(name)["state"] == "not installed"
+
+
+def test_controlling_a_missing_service_says_so(scm: Scm) -> None:
+    """start, stop and uninstall of a name the SCM does not know raise OsHostError."""
+    name = scm.name("gone")
+    for action in ("start", "stop", "uninstall"):
+        answer = scm.ctl(action, name)
+        assert answer["error"] == "OsHostError", action
+        assert "no such service is installed" in answer["message"], action
 
 
 def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> None:
@@ -289,6 +306,14 @@ def test_manager_start_waits_for_ready_and_stop_for_stopped(scm: Scm) -> None:
     assert scm.status(name)["state"] == "stopped"
     assert scm.status(name)["detail"] == "exit code 0"
     assert scm.ctl("stop", name) == {"ok": True}  # stopping a stopped service is no error
+
+    # Uninstalling a running service stops it first.
+    assert scm.ctl("start", name) == {"ok": True}
+    pid = scm.status(name)["pid"]
+    assert scm.ctl("uninstall", name) == {"ok": True}
+    assert scm.status(name)["state"] == "not installed"
+    wait_for(lambda: not [p for p in processes_with(name) if p.is_running()],
+             f"the service process (Windows pid {pid}) to end", 15)
 
 
 def test_a_body_that_raises_stops_the_service_with_a_service_specific_error(scm: Scm) -> None:

@@ -34,6 +34,7 @@ import pywintypes
 import servicemanager
 import win32con
 import win32evtlogutil
+import win32security
 import win32service
 import win32serviceutil
 import winerror
@@ -47,7 +48,8 @@ from procward.oshost._base import (
 )
 
 if TYPE_CHECKING:
-    from _win32typing import PySC_HANDLE  # stub-only: the type of the SCM's handles
+    # Stub-only types: the SCM's handles, and a security identifier.
+    from _win32typing import PySC_HANDLE, PySID
 
 __all__ = [
     "EVENT_SOURCE",
@@ -114,6 +116,10 @@ _REGISTRY_FALLBACK = {
     win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: "FailureActionsOnNonCrashFailures",
 }
 
+# The right an account needs to run a service (services.msc grants it when you
+# pick an account there; CreateService does not, and the start then fails with 1069).
+_SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
+
 # Restart three times: the SCM applies the last action to every later failure.
 _RESTART_ACTIONS = 3
 
@@ -172,6 +178,40 @@ def _account(spec: ServiceSpec) -> tuple[str | None, str | None]:
         raise OsHostError(f'account "{account}" needs a password (pass one, or use '
                           "LocalService, NetworkService or NT SERVICE\\<name>)")
     return account, spec.password
+
+
+def _account_sid(account: str) -> PySID:
+    """The SID of a user account; OsHostError when there is no such account."""
+    # LookupAccountName does not know "." as "this computer": a bare name is looked
+    # up locally first, as the SCM does.
+    lookup = account.removeprefix(".\\")
+    try:
+        sid, _, _ = win32security.LookupAccountName(None, lookup)
+    except pywintypes.error as e:
+        if e.winerror == winerror.ERROR_NONE_MAPPED:
+            raise OsHostError(f'account "{account}": no such account') from None
+        raise OsHostError(f'account "{account}": {e.strerror} (Windows error {e.winerror})') \
+            from None
+    return sid
+
+
+def _grant_service_logon(name: str, account: str) -> None:
+    """Give ``account`` the "Log on as a service" right, as services.msc would."""
+    sid = _account_sid(account)
+    try:
+        # None: this computer's policy (types-pywin32 insists on a name).
+        policy = win32security.LsaOpenPolicy(
+            None,  # type: ignore[arg-type]
+            win32security.POLICY_CREATE_ACCOUNT | win32security.POLICY_LOOKUP_NAMES)
+    except pywintypes.error as e:
+        raise _fail("grant the account of", name, e) from None
+    try:
+        win32security.LsaAddAccountRights(policy, sid, (_SERVICE_LOGON_RIGHT,))
+    except pywintypes.error as e:
+        raise _fail("grant the account of", name, e) from None
+    finally:
+        # types-pywin32 types the handle as int; LsaClose takes the PyLSA_HANDLE it is.
+        win32security.LsaClose(policy)  # type: ignore[arg-type]
 
 
 def _venv_home(python: Path) -> Path | None:
@@ -293,6 +333,10 @@ class WindowsServiceManager:
                            [f"{k}={v}" for k, v in env.items()]))
         for value_name, kind, value in values:
             _set_service_value(name, value_name, kind, value)
+        account, _ = _account(spec)
+        if account is not None and not account.lower().startswith(
+                ("nt authority\\", "nt service\\")):
+            _grant_service_logon(name, account)
         if spec.working_dir is not None:
             # The SCM starts every service in System32; host() moves there first.
             _set_service_value(name, r"Parameters\WorkingDirectory", winreg.REG_SZ,
