@@ -195,9 +195,14 @@ def _account_sid(account: str) -> PySID:
     return sid
 
 
-def _grant_service_logon(name: str, account: str) -> None:
-    """Give ``account`` the "Log on as a service" right, as services.msc would."""
-    sid = _account_sid(account)
+def _is_user_account(account: str) -> bool:
+    """A user's account, not a built-in or virtual one (LocalSystem is None, not here)."""
+    return not account.lower().startswith(
+        ("nt authority\\", "nt service\\"))
+
+
+def _grant_service_logon(name: str, sid: PySID) -> None:
+    """Give the account ``sid`` the "Log on as a service" right, as services.msc would."""
     try:
         # None: this computer's policy (types-pywin32 insists on a name).
         policy = win32security.LsaOpenPolicy(
@@ -270,6 +275,10 @@ class WindowsServiceManager:
         if not spec.argv:
             raise OsHostError(f'cannot install the service "{spec.name}": no command given')
         account, password = _account(spec)
+        # A user account is checked before anything is created (Wine's SCM, unlike
+        # Windows', accepts any name), and gets its right once the service exists.
+        sid = _account_sid(account) if account is not None and _is_user_account(account) \
+            else None
         python, env = service_python(spec.argv[0])
         # The SCM splits the command line as CreateProcess does: quote as the C
         # runtime expects, so paths with spaces survive.
@@ -287,7 +296,7 @@ class WindowsServiceManager:
             except pywintypes.error as e:
                 raise _fail("install", spec.name, e) from None
             try:
-                self._configure(handle, spec, env)
+                self._configure(handle, spec, env, sid)
             except BaseException:
                 # Nothing half-made stays behind: delete what was created.
                 try:
@@ -300,7 +309,8 @@ class WindowsServiceManager:
         finally:
             win32service.CloseServiceHandle(scm)
 
-    def _configure(self, handle: PySC_HANDLE, spec: ServiceSpec, env: dict[str, str]) -> None:
+    def _configure(self, handle: PySC_HANDLE, spec: ServiceSpec, env: dict[str, str],
+                   sid: PySID | None) -> None:
         name = spec.name
         settings: list[tuple[int, object]] = []
         if spec.description:
@@ -333,10 +343,8 @@ class WindowsServiceManager:
                            [f"{k}={v}" for k, v in env.items()]))
         for value_name, kind, value in values:
             _set_service_value(name, value_name, kind, value)
-        account, _ = _account(spec)
-        if account is not None and not account.lower().startswith(
-                ("nt authority\\", "nt service\\")):
-            _grant_service_logon(name, account)
+        if sid is not None:
+            _grant_service_logon(name, sid)
         if spec.working_dir is not None:
             # The SCM starts every service in System32; host() moves there first.
             _set_service_value(name, r"Parameters\WorkingDirectory", winreg.REG_SZ,
