@@ -316,6 +316,44 @@ def test_manager_start_waits_for_ready_and_stop_for_stopped(scm: Scm) -> None:
              f"the service process (Windows pid {pid}) to end", 15)
 
 
+def sc_query(scm: Scm, name: str) -> dict[str, str]:
+    """``sc query NAME`` as a dict: STATE, CHECKPOINT, WAIT_HINT, ... (first word of each)."""
+    _, output = scm.sc("query", name)
+    fields = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.split():
+            fields[key.strip()] = value.split()[0]
+    return fields
+
+
+def test_a_slow_start_stays_start_pending_with_a_rising_checkpoint(scm: Scm) -> None:
+    """While the body starts, the SCM sees START_PENDING, its wait hint and a rising checkpoint.
+
+    The body keeps reporting pending until the test opens its gate; only its ready()
+    makes the service RUNNING (pywin32's own SvcRun would have said RUNNING at once).
+    """
+    gate = scm.folder / "gate"
+    name = scm.name("slow")
+    assert scm.install(name, scm.hosted(name, "gated", windows_path(gate)),
+                       start_type="manual") == {"ok": True}
+    code, output = scm.sc("start", name)
+    assert code == 0, output
+    # The body's own hint (45 s) follows host()'s first report (30 s) at once.
+    wait_for(lambda: int(sc_query(scm, name)["WAIT_HINT"], 16) == 45_000,
+             "the body's wait hint", 30)
+    first = sc_query(scm, name)
+    assert first["STATE"] == "2"  # START_PENDING
+    wait_for(lambda: int(sc_query(scm, name)["CHECKPOINT"], 16) > int(first["CHECKPOINT"], 16),
+             "the checkpoint to rise", 30)
+    assert sc_query(scm, name)["STATE"] == "2"
+    gate.write_text("")
+    wait_for(lambda: sc_query(scm, name)["STATE"] == "4", "RUNNING after ready()", 30)
+    assert sc_query(scm, name)["CHECKPOINT"] == "0x0"
+    assert scm.ctl("stop", name) == {"ok": True}
+    assert scm.status(name)["detail"] == "exit code 0"
+
+
 def test_a_body_that_raises_stops_the_service_with_a_service_specific_error(scm: Scm) -> None:
     """The service ends STOPPED with a non-zero service-specific exit code; start() says so.
 

@@ -5,6 +5,8 @@ It hosts the service NAME through ``procward.oshost.windows`` with one of these 
 - ``daemon CONFIG``: the real procward daemon on CONFIG, stopped by the SCM's stop;
 - ``env OUTFILE``: writes what the service sees (environment, working directory,
   interpreter) as JSON to OUTFILE, says ready, and waits for the stop;
+- ``gated GATE``: a slow start: reports START_PENDING (wait hint 45 s) again and
+  again until the file GATE exists, then says ready and waits for the stop;
 - ``raise``: raises at once, so the service must stop with an error.
 
 Run from a console instead of by the SCM, ``host()`` refuses: the message is
@@ -70,6 +72,21 @@ def env(out: str) -> int:
     return WindowsServiceManager().host(sys.argv[1], body)
 
 
+def gated(gate: str) -> int:
+    def body(stop: threading.Event, reporter: HostReporter) -> int:
+        # The test opens the gate once it has seen the checkpoint rise; each wait
+        # here stands for a step of a slow start.
+        while not os.path.exists(gate):
+            reporter.pending(45)
+            if stop.wait(0.3):
+                return 0
+        reporter.ready()
+        stop.wait()
+        return 0
+
+    return WindowsServiceManager().host(sys.argv[1], body)
+
+
 def fail() -> int:
     def body(stop: threading.Event, reporter: HostReporter) -> int:
         raise RuntimeError("the body failed on purpose")
@@ -84,6 +101,8 @@ def main() -> int:
             return daemon(sys.argv[3])
         if mode == "env":
             return env(sys.argv[3])
+        if mode == "gated":
+            return gated(sys.argv[3])
         return fail()
     except OsHostError as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}), flush=True)
