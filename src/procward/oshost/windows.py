@@ -97,6 +97,8 @@ _BUILTIN_ACCOUNTS: dict[str, str | None] = {
 # SERVICE_ACCEPT_PRESHUTDOWN receives before the system shutdown proper.
 _SERVICE_CONTROL_PRESHUTDOWN = 0x0000000F
 _SERVICE_ACCEPT_PRESHUTDOWN = 0x00000100
+_ACCEPTED = (win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUTDOWN
+             | _SERVICE_ACCEPT_PRESHUTDOWN)
 
 # How long the SCM is told to wait at first, before the body says more.
 _START_HINT = 30.0
@@ -426,6 +428,12 @@ class WindowsServiceManager:
     def host(self, name: str, body: HostBody) -> int:
         """Be the service ``name`` the SCM started: run ``body`` on the SCM's service thread.
 
+        The body must call ``reporter.ready()`` once it runs (until then the
+        SCM sees START_PENDING), and ``stopping(hint)`` while a stop takes long.
+        Call this early, before slow imports or loading a configuration: the
+        SCM gives a new process 30 s to get here, and the body's own pending
+        reports are what keep it waiting after that.
+
         Returns the body's exit code once the SCM has been told the service
         stopped. Raises OsHostError when this process was not started by the
         SCM (error 1063): then it is a console, and the caller runs in the
@@ -583,9 +591,14 @@ class _ScmReporter:
         self._lock = threading.Lock()
         self._checkpoint = 0
         self._state = win32service.SERVICE_START_PENDING
+        self._wait_hint = 0
 
-    def _report(self, state: int, wait_hint: float) -> None:
+    def _report(self, state: int | None, wait_hint: float) -> None:
+        """Report ``state`` (None: the pending state we are in) to the SCM."""
         with self._lock:
+            if state is None:
+                state = (self._state if self._state == win32service.SERVICE_STOP_PENDING
+                         else win32service.SERVICE_START_PENDING)
             if self._state == win32service.SERVICE_STOP_PENDING and \
                     state != win32service.SERVICE_STOP_PENDING:
                 return  # once stopping, a late "ready" must not look like a restart
@@ -595,24 +608,27 @@ class _ScmReporter:
                                 win32service.SERVICE_STOP_PENDING)
             self._checkpoint = self._checkpoint + 1 if pending else 0
             self._state = state
-            # Controls are refused while starting (as the SCM expects); then stop,
-            # shutdown and preshutdown are accepted.
-            accepted = 0 if state == win32service.SERVICE_START_PENDING else (
-                win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUTDOWN
-                | _SERVICE_ACCEPT_PRESHUTDOWN)
-            try:
-                win32service.SetServiceStatus(self._handle, (
-                    win32service.SERVICE_WIN32_OWN_PROCESS, state, accepted, 0, 0,
-                    self._checkpoint, max(0, int(wait_hint * 1000))))
-            except pywintypes.error:
-                pass  # the SCM has let go of us; the body still ends as it must
+            self._wait_hint = max(0, int(wait_hint * 1000))
+            self._send()
+
+    def _send(self) -> None:
+        # Controls are refused while starting (as the SCM expects); then stop,
+        # shutdown and preshutdown are accepted.
+        accepted = 0 if self._state == win32service.SERVICE_START_PENDING else _ACCEPTED
+        try:
+            win32service.SetServiceStatus(self._handle, (
+                win32service.SERVICE_WIN32_OWN_PROCESS, self._state, accepted, 0, 0,
+                self._checkpoint, self._wait_hint))
+        except pywintypes.error:
+            pass  # the SCM has let go of us; the body still ends as it must
+
+    def repeat(self) -> None:
+        """Say again what was said last (the SCM's INTERROGATE control asks for it)."""
+        with self._lock:
+            self._send()
 
     def pending(self, wait_hint: float) -> None:
-        with self._lock:
-            state = self._state
-        self._report(win32service.SERVICE_START_PENDING
-                     if state != win32service.SERVICE_STOP_PENDING
-                     else win32service.SERVICE_STOP_PENDING, wait_hint)
+        self._report(None, wait_hint)
 
     def ready(self) -> None:
         self._report(win32service.SERVICE_RUNNING, 0)
@@ -655,8 +671,11 @@ def _service_class(name: str, body: HostBody,
             self.reporter = _ScmReporter(self.ssh)
 
         def GetAcceptedControls(self) -> int:
-            return (win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUTDOWN
-                    | _SERVICE_ACCEPT_PRESHUTDOWN)
+            return _ACCEPTED
+
+        def SvcInterrogate(self) -> None:
+            # pywin32's answer is "RUNNING", even while starting: repeat ours instead.
+            self.reporter.repeat()
 
         def SvcStop(self) -> None:
             # On the SCM's control thread: answer at once, the body does the work.
@@ -677,6 +696,9 @@ def _service_class(name: str, body: HostBody,
             self.reporter.pending(_START_HINT)
             try:
                 code = body(self.stop_event, self.reporter)
+            except SystemExit as e:
+                # sys.exit() in the body means what it means in a script.
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             except BaseException:
                 self.reporter.log("error", f'service "{name}" failed:\n'
                                   f"{traceback.format_exc()}")
