@@ -265,6 +265,11 @@ def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> Non
     assert "RUNNING" in output
     marker = windows_path(script)
     assert len(processes_with(marker)) == 4  # two services, a helper each
+    # The Windows pids of each service and its helper, as they printed them.
+    pids = [int(word) for log in logs
+            for word in log.read_text().splitlines()[0].split()[2::2]]
+    assert len(pids) == 4
+    assert scm.ctl("alive", json.dumps([pids, marker])) == {"alive": pids}
     daemon = processes_with(windows_path(SCRIPTS / "oshost_service.py"))
     assert [p for p in daemon if name in p.cmdline()]
 
@@ -273,6 +278,9 @@ def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> Non
     wait_for(lambda: scm.status(name)["state"] == "stopped", "the service to stop", 60)
     assert scm.status(name)["detail"] == "exit code 0"
     wait_for(lambda: not processes_with(marker), "the services' trees to end", 15)
+    assert scm.ctl("alive", json.dumps([[*pids, status["pid"]], "oshost_service.py"])) == \
+        {"alive": []}
+    assert scm.ctl("alive", json.dumps([pids, marker])) == {"alive": []}
     wait_for(lambda: not [p for p in processes_with(name) if p.is_running()],
              "the daemon process to end", 15)
     events = (folder / "logs" / "procward.events.jsonl").read_text()

@@ -8,6 +8,8 @@ Each action prints one JSON object, the result the Linux test asserts on:
 - ``config NAME``: what the SCM holds for the service, read back three ways:
   QueryServiceConfig, QueryServiceConfig2 for each level (or the error the
   SCM gave), and the values under the service's registry key;
+- ``alive [PIDS, MARKER]``: which of the Windows pids still run a command line
+  naming MARKER;
 - ``failure_actions SPEC_JSON``: the recovery value install() gives the SCM;
 - ``events``: the Application log's entries from the source ``procward``.
 """
@@ -21,6 +23,7 @@ import winreg
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pywintypes
 import win32evtlog
 import win32evtlogutil
@@ -86,6 +89,13 @@ def events() -> list[dict[str, Any]]:
     return found
 
 
+def runs(pid: int, marker: str) -> bool:
+    try:
+        return any(marker in part for part in psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
+
+
 def main() -> int:
     action, arg = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
     manager = WindowsServiceManager()
@@ -107,6 +117,11 @@ def main() -> int:
             result = {"ok": True}
         elif action == "status":
             result = dataclasses.asdict(manager.status(arg))
+        elif action == "alive":
+            # Which of these Windows pids still run a command line that names the
+            # marker: a pid Wine handed on to another process does not count.
+            pids, marker = json.loads(arg)
+            result = {"alive": [pid for pid in pids if runs(pid, marker)]}
         elif action == "config":
             result = config(arg)
         elif action == "events":
