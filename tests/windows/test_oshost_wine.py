@@ -184,7 +184,7 @@ def test_install_records_command_start_type_account_dependencies_and_recovery(sc
 
 
 def test_accounts_are_recorded_as_the_scm_expects_them(scm: Scm) -> None:
-    """LocalService, a virtual account and a user with a password; bad ones change nothing.
+    """LocalService, a virtual account and a user with a password; bad choices change nothing.
 
     Wine runs every service as its one user: only what is recorded can be checked.
     The user is Wine's own (named after the Unix user), the one account Wine knows;
@@ -215,7 +215,10 @@ def test_accounts_are_recorded_as_the_scm_expects_them(scm: Scm) -> None:
     nobody = scm.name("acx")
     answer = scm.install(nobody, argv, account="no-such-user", password="x")
     assert "no such account" in answer["message"]
-    for name in (wrong_virtual, no_password, nobody):
+    per_user = scm.name("acp")
+    answer = scm.install(per_user, argv, user_scope=True)
+    assert "no per-user services" in answer["message"]
+    for name in (wrong_virtual, no_password, nobody, per_user):
         assert scm.status(name)["state"] == "not installed"
 
 

@@ -157,6 +157,14 @@ def _fail(what: str, name: str, error: pywintypes.error) -> OsHostError:
                        f"(Windows error {code})")
 
 
+def _no_user_scope(user_scope: bool) -> None:
+    if user_scope:
+        # Windows' per-user services are templates the system instantiates per
+        # logon session; nothing a program can register for itself.
+        raise OsHostError("Windows has no per-user services: leave out the user scope "
+                          "and run from an elevated prompt (Run as administrator)")
+
+
 def _account(spec: ServiceSpec) -> tuple[str | None, str | None]:
     """The (account, password) CreateService wants for ``spec.account``."""
     if spec.account is None:
@@ -276,6 +284,7 @@ class WindowsServiceManager:
         """Create the service; on any failure after creation it is deleted again."""
         if not spec.argv:
             raise OsHostError(f'cannot install the service "{spec.name}": no command given')
+        _no_user_scope(spec.user_scope)
         account, password = _account(spec)
         # A user account is checked before anything is created (Wine's SCM, unlike
         # Windows', accepts any name), and gets its right once the service exists.
@@ -360,6 +369,7 @@ class WindowsServiceManager:
 
     def uninstall(self, name: str, *, user_scope: bool = False) -> None:
         """Stop the service if it runs, then delete it."""
+        _no_user_scope(user_scope)
         handle = _open_service(name, win32service.SERVICE_STOP | win32con.DELETE
                                | win32service.SERVICE_QUERY_STATUS, "uninstall")
         try:
@@ -375,6 +385,7 @@ class WindowsServiceManager:
 
     def start(self, name: str, *, user_scope: bool = False) -> None:
         """Start the service and wait until it says it runs (or has stopped again)."""
+        _no_user_scope(user_scope)
         handle = _open_service(name, win32service.SERVICE_START
                                | win32service.SERVICE_QUERY_STATUS, "start")
         try:
@@ -396,6 +407,7 @@ class WindowsServiceManager:
 
     def stop(self, name: str, *, user_scope: bool = False) -> None:
         """Ask the service to stop and wait until it has (each wait hint is honoured)."""
+        _no_user_scope(user_scope)
         handle = _open_service(name, win32service.SERVICE_STOP
                                | win32service.SERVICE_QUERY_STATUS, "stop")
         try:
@@ -404,6 +416,7 @@ class WindowsServiceManager:
             win32service.CloseServiceHandle(handle)
 
     def status(self, name: str, *, user_scope: bool = False) -> ServiceStatus:
+        _no_user_scope(user_scope)
         try:
             handle = _open_service(name, win32service.SERVICE_QUERY_STATUS, "query")
         except OsHostError as e:
