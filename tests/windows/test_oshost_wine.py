@@ -161,6 +161,7 @@ def test_install_records_command_start_type_account_dependencies_and_recovery(sc
     assert registry["Environment"] == ["GREETING=hello world"]
     assert registry["Parameters\\WorkingDirectory"] == windows_path(folder)
     assert config["config2"]["preshutdown"] == 30_000  # stop_timeout + 10 s margin
+    assert registry["Parameters\\StopWaitHint"] == 25_000  # stop_timeout + 5 s
     # Delayed start and "a non-zero exit counts as a failure": the SCM's answer where it
     # has the level, else the value the SCM keeps for it, written by the backend.
     for level, value in (("delayed", "DelayedAutostart"),
@@ -338,7 +339,7 @@ def sc_query(scm: Scm, name: str) -> dict[str, str]:
     return fields
 
 
-def test_a_slow_start_stays_start_pending_with_a_rising_checkpoint(scm: Scm) -> None:
+def test_slow_start_and_stop_are_pending_with_wait_hints(scm: Scm) -> None:
     """While the body starts, the SCM sees START_PENDING, its wait hint and a rising checkpoint.
 
     The body keeps reporting pending until the test opens its gate; only its ready()
@@ -347,7 +348,7 @@ def test_a_slow_start_stays_start_pending_with_a_rising_checkpoint(scm: Scm) -> 
     gate = scm.folder / "gate"
     name = scm.name("slow")
     assert scm.install(name, scm.hosted(name, "gated", windows_path(gate)),
-                       start_type="manual") == {"ok": True}
+                       start_type="manual", stop_timeout=12) == {"ok": True}
     code, output = scm.sc("start", name)
     assert code == 0, output
     # The body's own hint (45 s) follows host()'s first report (30 s) at once.
@@ -361,7 +362,16 @@ def test_a_slow_start_stays_start_pending_with_a_rising_checkpoint(scm: Scm) -> 
     gate.write_text("")
     wait_for(lambda: sc_query(scm, name)["STATE"] == "4", "RUNNING after ready()", 30)
     assert sc_query(scm, name)["CHECKPOINT"] == "0x0"
-    assert scm.ctl("stop", name) == {"ok": True}
+
+    # Asked to stop, the SCM hears STOP_PENDING with stop_timeout + 5 s as the wait
+    # hint, until the body has ended.
+    code, output = scm.sc("stop", name)
+    assert code == 0, output
+    stopping = sc_query(scm, name)
+    assert stopping["STATE"] == "3"  # STOP_PENDING
+    assert int(stopping["WAIT_HINT"], 16) == 17_000
+    (scm.folder / "gate.stop").write_text("")
+    wait_for(lambda: scm.status(name)["state"] == "stopped", "the service to stop", 30)
     assert scm.status(name)["detail"] == "exit code 0"
 
 

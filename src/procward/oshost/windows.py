@@ -102,7 +102,10 @@ _ACCEPTED = (win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUT
 
 # How long the SCM is told to wait at first, before the body says more.
 _START_HINT = 30.0
-_STOP_HINT = 30.0
+_STOP_HINT = 30.0  # when install() recorded none
+# Added to stop_timeout for the stop wait hint: the daemon's own work after its
+# children stopped (final log lines, the events file).
+_STOP_MARGIN = 5.0
 # The SCM gives a plain SHUTDOWN a few seconds; PRESHUTDOWN waits this much
 # longer than the longest stop_timeout, so children stop as they would on `stop`.
 _PRESHUTDOWN_MARGIN = 10.0
@@ -360,6 +363,9 @@ class WindowsServiceManager:
             # The SCM starts every service in System32; host() moves there first.
             _set_service_value(name, r"Parameters\WorkingDirectory", winreg.REG_SZ,
                                str(Path(spec.working_dir).resolve()))
+        # The wait hint host() gives the SCM when asked to stop, before the body says more.
+        _set_service_value(name, r"Parameters\StopWaitHint", winreg.REG_DWORD,
+                           _stop_hint_ms(spec.stop_timeout))
         try:
             # servicemanager.pyd holds the message resources Event Viewer needs to
             # show our entries' text; registering the source needs HKLM, so now.
@@ -453,8 +459,17 @@ class WindowsServiceManager:
         foreground instead.
         """
         outcome: list[int] = []
-        service_class = _service_class(name, body, outcome)
-        _chdir_to_working_dir(name)
+        parameters = _parameters(name)
+        stop_hint = parameters.get("StopWaitHint")
+        service_class = _service_class(
+            name, body, outcome,
+            stop_hint / 1000 if isinstance(stop_hint, int) else _STOP_HINT)
+        folder = parameters.get("WorkingDirectory")
+        if isinstance(folder, str):
+            try:
+                os.chdir(folder)
+            except OSError:
+                pass  # the body then runs in System32, and its own errors say what is missing
         servicemanager.Initialize(EVENT_SOURCE, servicemanager.__file__)
         servicemanager.PrepareToHostSingle(service_class)
         try:
@@ -523,18 +538,25 @@ def _set_service_value(name: str, value_name: str, kind: int,
                           f"failed: {e}") from None
 
 
-def _chdir_to_working_dir(name: str) -> None:
-    """Move to the working directory install() recorded (the SCM starts in System32)."""
+def _stop_hint_ms(stop_timeout: float) -> int:
+    # The body stops its children within stop_timeout; the margin covers the rest.
+    return int((stop_timeout + _STOP_MARGIN) * 1000)
+
+
+def _parameters(name: str) -> dict[str, object]:
+    """What install() recorded under the service's ``Parameters`` key."""
+    found: dict[str, object] = {}
     try:
         with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,
                             f"{_SERVICES_KEY}\\{name}\\Parameters") as key:
-            folder, _ = winreg.QueryValueEx(key, "WorkingDirectory")
+            for value_name in ("WorkingDirectory", "StopWaitHint"):
+                try:
+                    found[value_name], _ = winreg.QueryValueEx(key, value_name)
+                except OSError:
+                    pass
     except OSError:
-        return
-    try:
-        os.chdir(folder)
-    except OSError:
-        pass  # the body then runs in System32 and its own errors say what is missing
+        pass
+    return found
 
 
 def _exit_detail(status: dict[str, int]) -> str:
@@ -668,8 +690,8 @@ class _BodyFailed(Exception):
     """Raised out of SvcRun so pywin32 reports STOPPED with a service-specific error."""
 
 
-def _service_class(name: str, body: HostBody,
-                   outcome: list[int]) -> type[win32serviceutil.ServiceFramework]:
+def _service_class(name: str, body: HostBody, outcome: list[int],
+                   stop_hint: float) -> type[win32serviceutil.ServiceFramework]:
     """A ServiceFramework for ``name`` that runs ``body``; its exit code lands in ``outcome``."""
 
     class HostedService(win32serviceutil.ServiceFramework):
@@ -692,7 +714,7 @@ def _service_class(name: str, body: HostBody,
 
         def SvcStop(self) -> None:
             # On the SCM's control thread: answer at once, the body does the work.
-            self.reporter.stopping(_STOP_HINT)
+            self.reporter.stopping(stop_hint)
             self.stop_event.set()
 
         def SvcShutdown(self) -> None:
@@ -717,7 +739,7 @@ def _service_class(name: str, body: HostBody,
                                   f"{traceback.format_exc()}")
                 code = 1
             outcome.append(code)
-            self.reporter.stopping(_STOP_HINT)
+            self.reporter.stopping(stop_hint)
             if code != 0:
                 # pywin32 then reports STOPPED with ERROR_SERVICE_SPECIFIC_ERROR,
                 # which with the failure-actions flag sets recovery going. A clean

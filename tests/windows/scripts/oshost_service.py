@@ -5,8 +5,9 @@ It hosts the service NAME through ``procward.oshost.windows`` with one of these 
 - ``daemon CONFIG``: the real procward daemon on CONFIG, stopped by the SCM's stop;
 - ``env OUTFILE``: writes what the service sees (environment, working directory,
   interpreter) as JSON to OUTFILE, says ready, and waits for the stop;
-- ``gated GATE``: a slow start: reports START_PENDING (wait hint 45 s) again and
-  again until the file GATE exists, then says ready and waits for the stop;
+- ``gated GATE``: a slow start and stop: reports START_PENDING (wait hint 45 s)
+  again and again until the file GATE exists, then says ready; once asked to
+  stop, waits (at most a minute) for the file GATE.stop before it ends;
 - ``raise``: raises at once, so the service must stop with an error.
 
 Run from a console instead of by the SCM, ``host()`` refuses: the message is
@@ -20,6 +21,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 
 from procward.oshost import HostReporter, OsHostError
@@ -82,6 +84,9 @@ def gated(gate: str) -> int:
                 return 0
         reporter.ready()
         stop.wait()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate + ".stop") and time.monotonic() < deadline:
+            time.sleep(0.2)  # a file written by another OS's process: nothing to await
         return 0
 
     return WindowsServiceManager().host(sys.argv[1], body)
