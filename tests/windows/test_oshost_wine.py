@@ -112,7 +112,10 @@ class Scm:
 
     def cleanup(self) -> None:
         for name in self.names:
-            self.ctl("uninstall", name)
+            try:
+                self.ctl("uninstall", name)
+            except (AssertionError, subprocess.TimeoutExpired):
+                pass  # a stuck service: its processes are killed below
         for proc in processes_with(windows_path(self.folder)):
             try:
                 proc.kill()
