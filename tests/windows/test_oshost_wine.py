@@ -165,6 +165,9 @@ def test_install_records_command_start_type_account_dependencies_and_recovery(sc
     assert registry["Parameters\\WorkingDirectory"] == windows_path(folder)
     assert config["config2"]["preshutdown"] == 30_000  # stop_timeout + 10 s margin
     assert registry["Parameters\\StopWaitHint"] == 25_000  # stop_timeout + 5 s
+    # The Event Log source, with pywin32's message file so entries show their text.
+    assert config["event_source"].lower().endswith(".pyd")
+    assert "servicemanager" in config["event_source"].lower()
     # Delayed start and "a non-zero exit counts as a failure": the SCM's answer where it
     # has the level, else the value the SCM keeps for it, written by the backend.
     for level, value in (("delayed", "DelayedAutostart"),

@@ -7,7 +7,8 @@ Each action prints one JSON object, the result the Linux test asserts on:
   ``{"error": CLASS, "message": ...}`` when it raised;
 - ``config NAME``: what the SCM holds for the service, read back three ways:
   QueryServiceConfig, QueryServiceConfig2 for each level (or the error the
-  SCM gave), and the values under the service's registry key;
+  SCM gave), the values under the service's registry key, and the message
+  file registered for the Event Log source;
 - ``alive [PIDS, MARKER]``: which of the Windows pids still run a command line
   naming MARKER;
 - ``failure_actions SPEC_JSON``: the recovery value install() gives the SCM;
@@ -71,6 +72,12 @@ def config(name: str) -> dict[str, Any]:
         except OSError:
             pass
     result["registry"] = registry
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, "SYSTEM\\CurrentControlSet\\Services\\"
+                            f"EventLog\\Application\\{EVENT_SOURCE}") as key:
+            result["event_source"], _ = winreg.QueryValueEx(key, "EventMessageFile")
+    except OSError:
+        result["event_source"] = None
     return result
 
 
