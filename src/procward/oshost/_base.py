@@ -10,6 +10,7 @@ One module per platform implements :class:`ServiceManager`; nothing outside
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatus",
     "StartType",
+    "python_for_service",
 ]
 
 StartType = Literal["auto", "delayed", "manual", "disabled"]
@@ -103,3 +105,12 @@ class ServiceManager(Protocol):
     def host(self, name: str, body: HostBody) -> int:
         """Run ``body`` as the OS service ``name`` (called in the process the manager started)."""
         ...
+
+
+def python_for_service() -> tuple[str, dict[str, str]]:
+    """The interpreter the OS manager should run for this one, and environment it needs.
+
+    The default: this very interpreter, nothing added. A platform whose manager
+    cannot run it as it is (a Windows venv's launcher stub) says otherwise.
+    """
+    return sys.executable, {}

@@ -1,0 +1,118 @@
+"""A program the SCM runs under Wine: ``python.exe oshost_service.py NAME MODE [ARG]``.
+
+It hosts the service NAME through ``procward.oshost.windows`` with one of these bodies:
+
+- ``daemon CONFIG``: the real procward daemon on CONFIG, stopped by the SCM's stop;
+- ``env OUTFILE``: writes what the service sees (environment, working directory,
+  interpreter) as JSON to OUTFILE, says ready, and waits for the stop;
+- ``gated GATE``: a slow start and stop: reports START_PENDING (wait hint 45 s)
+  again and again until the file GATE exists, then says ready; once asked to
+  stop, waits (at most a minute) for the file GATE.stop before it ends;
+- ``raise``: raises at once, so the service must stop with an error.
+
+Run from a console instead of by the SCM, ``host()`` refuses: the message is
+printed as JSON ({"error": ...}) and the exit code is 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+from procward.oshost import HostReporter, OsHostError
+from procward.oshost.windows import WindowsServiceManager
+
+
+def daemon(config_path: str) -> int:
+    from procward._daemon import StopSwitch, run_daemon
+    from procward.config import load_config
+
+    def body(stop: threading.Event, reporter: HostReporter) -> int:
+        try:
+            return run(stop, reporter)
+        except BaseException:
+            # Wine's Event Log keeps nothing: leave the traceback beside the config.
+            with open(os.path.join(os.path.dirname(config_path), "body-error.txt"), "w") as f:
+                traceback.print_exc(file=f)
+            raise
+
+    def run(stop: threading.Event, reporter: HostReporter) -> int:
+        reporter.pending(60)
+        config = load_config(config_path)
+        switch = StopSwitch()
+
+        def relay() -> None:
+            # The SCM's stop arrives as the event; the daemon's loop hears it as a request.
+            stop.wait()
+            reporter.stopping(30)
+            switch.request("service stop")
+
+        threading.Thread(target=relay, daemon=True).start()
+        return asyncio.run(run_daemon(
+            config, stop_switch=switch, install_signals=False,
+            on_ready=lambda _: reporter.ready(),
+            say=lambda text: reporter.log("info", text)))
+
+    return WindowsServiceManager().host(sys.argv[1], body)
+
+
+def env(out: str) -> int:
+    def body(stop: threading.Event, reporter: HostReporter) -> int:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump({"environ": dict(os.environ), "cwd": os.getcwd(),
+                       "executable": sys.executable, "prefix": sys.prefix,
+                       "path": sys.path, "pid": os.getpid()}, f)
+        reporter.ready()
+        stop.wait()
+        return 0
+
+    return WindowsServiceManager().host(sys.argv[1], body)
+
+
+def gated(gate: str) -> int:
+    def body(stop: threading.Event, reporter: HostReporter) -> int:
+        # The test opens the gate once it has seen the checkpoint rise; each wait
+        # here stands for a step of a slow start.
+        while not os.path.exists(gate):
+            reporter.pending(45)
+            if stop.wait(0.3):
+                return 0
+        reporter.ready()
+        stop.wait()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate + ".stop") and time.monotonic() < deadline:
+            time.sleep(0.2)  # a file written by another OS's process: nothing to await
+        return 0
+
+    return WindowsServiceManager().host(sys.argv[1], body)
+
+
+def fail() -> int:
+    def body(stop: threading.Event, reporter: HostReporter) -> int:
+        raise RuntimeError("the body failed on purpose")
+
+    return WindowsServiceManager().host(sys.argv[1], body)
+
+
+def main() -> int:
+    mode = sys.argv[2]
+    try:
+        if mode == "daemon":
+            return daemon(sys.argv[3])
+        if mode == "env":
+            return env(sys.argv[3])
+        if mode == "gated":
+            return gated(sys.argv[3])
+        return fail()
+    except OsHostError as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), flush=True)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
