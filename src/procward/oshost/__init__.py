@@ -8,6 +8,7 @@ CLI pays only for the one it uses.
 from __future__ import annotations
 
 from procward.oshost._base import (
+    Describes,
     HostBody,
     HostReporter,
     NotPrivileged,
@@ -16,9 +17,11 @@ from procward.oshost._base import (
     ServiceSpec,
     ServiceStatus,
     StartType,
+    python_for_service,
 )
 
 __all__ = [
+    "Describes",
     "HostBody",
     "HostReporter",
     "NotPrivileged",
@@ -28,6 +31,7 @@ __all__ = [
     "ServiceStatus",
     "StartType",
     "manager",
+    "python_for_service",
 ]
 
 

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "Describes",
     "HostBody",
     "HostReporter",
     "NotPrivileged",
@@ -25,6 +26,7 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatus",
     "StartType",
+    "python_for_service",
 ]
 
 StartType = Literal["auto", "delayed", "manual", "disabled"]
@@ -56,6 +58,9 @@ class ServiceSpec:
     stop_timeout: float = 30.0        # the manager must wait at least this long on stop
     restart_delay: float = 5.0        # recovery: restart the service this long after a crash
     reset_period: float = 86400.0     # recovery: forget earlier failures after this long
+    # Added after the first cut (keep defaults so existing callers are unchanged):
+    reload_argv: list[str] = field(default_factory=list)  # re-read configuration (ExecReload)
+    watchdog: float = 0.0             # keep-alive period the manager enforces; 0: none
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,19 @@ class HostReporter(Protocol):
 HostBody = Callable[[threading.Event, HostReporter], int]
 
 
+def python_for_service() -> str:
+    """The interpreter an OS manager should start for a Python service.
+
+    ``sys.executable`` as is (a venv's symlinked python on POSIX keeps the
+    venv). On Windows a venv's python.exe is a launcher that runs the base
+    interpreter as a child, which the SCM did not start (error 1063); the
+    Windows backend resolves that, so this is the one place to change.
+    """
+    import sys
+
+    return sys.executable
+
+
 class ServiceManager(Protocol):
     """One per platform: ``procward.oshost.manager()`` returns the right one."""
 
@@ -103,3 +121,14 @@ class ServiceManager(Protocol):
     def host(self, name: str, body: HostBody) -> int:
         """Run ``body`` as the OS service ``name`` (called in the process the manager started)."""
         ...
+
+
+@runtime_checkable
+class Describes(Protocol):
+    """A manager that can say, without changing anything, what ``install`` would do.
+
+    ``procward service install --dry-run`` prints it; a manager without it
+    gets a generic description of the spec.
+    """
+
+    def describe(self, spec: ServiceSpec) -> str: ...
