@@ -22,7 +22,7 @@ EXIT_UNREACHABLE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    from procward.cli import _check, _init, _run, _service
+    from procward.cli import _check, _init, _run, _service, _wrap
 
     parser = argparse.ArgumentParser(
         prog="procward",
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"procward {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (_init, _check, _run, _service):
+    for module in (_init, _check, _run, _service, _wrap):
         module.register(sub)
     return parser
 
