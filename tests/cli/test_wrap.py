@@ -39,6 +39,7 @@ def test_dry_run_writes_a_loadable_one_service_configuration(tmp_path: Path) -> 
     folder = tmp_path / "wrap" / "web"
     done = procward("wrap", "web", "--folder", str(folder), "--env", "PORT=8000",
                     "--env", "GREETING=costs $5 ${not_a_var}", "--restart", "on-failure",
+                    "--health-url", "http://127.0.0.1:8000/healthz",
                     "--dry-run", "--", "python3", "-m", "http.server", "8000", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     config_path = folder / "procward.toml"
@@ -50,6 +51,7 @@ def test_dry_run_writes_a_loadable_one_service_configuration(tmp_path: Path) -> 
     assert os.path.isabs(web.command[0]) and web.command[1:] == ["-m", "http.server", "8000"]
     assert web.env == {"PORT": "8000", "GREETING": "costs $5 ${not_a_var}"}
     assert web.restart == "on-failure"
+    assert web.health is not None and web.health.http == "http://127.0.0.1:8000/healthz"
     assert web.cwd == tmp_path
     assert config.procward.log_dir == folder / "logs"
     assert config.procward.state_dir == folder / "state"

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the program's working directory (default: the current directory)")
     p.add_argument("--stop-timeout", default="10s", metavar="DURATION",
                    help="how long the program gets to stop before it is killed (default: 10s)")
+    p.add_argument("--health-url", metavar="URL",
+                   help="an HTTP health check: restart the program when URL stops answering "
+                        "2xx (e.g. http://127.0.0.1:8080/healthz)")
     p.add_argument("--folder", metavar="DIR",
                    help="keep the configuration, logs and state here (default: "
                         "/var/lib/procward/wrap/NAME, or ~/.local/state/procward/wrap/NAME "
@@ -104,7 +107,8 @@ def _toml_string(value: str) -> str:
 
 
 def render_config(name: str, command: list[str], *, cwd: Path, port: int,
-                  restart: str, env: dict[str, str], stop_timeout: str) -> str:
+                  restart: str, env: dict[str, str], stop_timeout: str,
+                  health_url: str | None = None) -> str:
     """The one-service configuration ``wrap`` writes (logs and state beside it)."""
     lines = [
         f"{MARKER} for the OS service {name}: the one program it runs.",
@@ -126,6 +130,8 @@ def render_config(name: str, command: list[str], *, cwd: Path, port: int,
     if env:
         pairs = ", ".join(f"{json.dumps(k)} = {_toml_string(v)}" for k, v in sorted(env.items()))
         lines.append(f"env = {{ {pairs} }}")
+    if health_url:
+        lines += ["", f"[services.{name}.health]", f"http = {_toml_string(health_url)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -205,7 +211,8 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     # The topmost folder this run creates: undo removes it (and what is in it).
     created = next((p for p in reversed([folder, *folder.parents]) if not p.exists()), None)
     text = render_config(args.name, command, cwd=cwd, port=_free_loopback_port(),
-                         restart=args.restart, env=env, stop_timeout=args.stop_timeout)
+                         restart=args.restart, env=env, stop_timeout=args.stop_timeout,
+                         health_url=args.health_url)
 
     def undo() -> None:
         if created is not None:
