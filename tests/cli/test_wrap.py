@@ -164,3 +164,44 @@ def test_render_config_escapes_toml_and_interpolation() -> None:
     data = tomllib.loads(text)
     assert data["services"]["w"]["command"] == ["/bin/echo", 'a "b" \\c', "ünï", "$$HOME"]
     assert json.dumps(data["services"]["w"]["env"]) == json.dumps({"K": "$${X}"})
+
+
+def test_the_wrapped_web_example_answers(tmp_path: Path) -> None:
+    """examples/wrapped-web, wrapped as its README says and run by `service host` as the
+    OS would, answers HTTP on its port; SIGTERM stops it all with exit 0."""
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).parents[2]
+    folder = tmp_path / "hello-web"
+    done = procward("wrap", "hello-web", "--folder", str(folder), "--env", f"PORT={port}",
+                    "--health-url", f"http://127.0.0.1:{port}/healthz", "--dry-run", "--",
+                    sys.executable, "examples/wrapped-web/server.py", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "procward", "service", "host", "--name", "hello-web",
+         "-c", str(folder / "procward.toml")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    # No proxy from the environment may stand between the test and loopback.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with opener.open(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                    assert answer.read().startswith(b"hello from pid")
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "listening on" in (folder / "logs" / "hello-web.out.log").read_text()
