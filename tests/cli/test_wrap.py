@@ -205,3 +205,19 @@ def test_the_wrapped_web_example_answers(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert "listening on" in (folder / "logs" / "hello-web.out.log").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+                    reason="drops root with setpriv")
+def test_ordinary_user_is_told_sudo_or_user(tmp_path: Path) -> None:
+    """Run as an ordinary user (`nobody`), a system wrap is refused, naming sudo and --user,
+    and nothing is created under the system state folder."""
+    before = Path("/var/lib/procward").exists()
+    done = subprocess.run(
+        ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+         sys.executable, "-m", "procward", "wrap", "pw-test-wrap", "--", "/bin/sleep", "5"],
+        cwd="/", capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    assert "sudo" in done.stderr and "--user" in done.stderr
+    assert Path("/var/lib/procward").exists() == before
