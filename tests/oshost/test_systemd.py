@@ -129,6 +129,7 @@ def test_unit_settings_the_design_requires() -> None:
     ({"user_scope": True, "account": "bob"}, "--account is for system services"),
     ({"description": "two\nlines"}, "one line"),
     ({"working_dir": Path("relative")}, "must be absolute"),
+    ({"account": "CORP\\svc-web"}, "is not a user name"),
 ])
 def test_bad_specs_are_refused(change: dict[str, object], message: str) -> None:
     """A spec systemd would misread is refused with a message saying what to change."""

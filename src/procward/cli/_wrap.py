@@ -198,6 +198,12 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     found = shutil.which(command[0])
     if found and not os.path.isabs(command[0]):
         command[0] = os.path.abspath(found)
+    if "WindowsApps" in Path(command[0]).parts:
+        # The Microsoft Store's python.exe/winget aliases live in the user's
+        # profile and do not run for a service account.
+        print(f"procward: warning: {command[0]} is an app execution alias that a service "
+              "cannot run; give the full path of the real program (e.g. "
+              r"C:\Program Files\Python313\python.exe)", file=sys.stderr)
     cwd = Path(args.cwd).absolute() if args.cwd else Path.cwd()
     config_path = folder / CONFIG_NAME
     if config_path.exists() and not args.dry_run:
