@@ -138,7 +138,7 @@ def render_unit(spec: ServiceSpec, *, stop_margin: float = 15.0) -> str:
         unit.append(f"WorkingDirectory={_escape_specifiers(str(spec.working_dir))}")
     unit += [_environment_line(k, v) for k, v in sorted(spec.env.items())]
     if spec.account:
-        # A POSIX user name (or uid); a Windows-style DOMAIN\\user means nothing here.
+        # A POSIX user name (or uid); a Windows-style DOMAIN\user means nothing here.
         if not set(spec.account) <= _NAME_OK - {":"} or spec.account.startswith("-"):
             raise OsHostError(f"{spec.account!r} is not a user name this system knows how "
                               "to run a service as; give a local user such as www-data")
