@@ -345,11 +345,15 @@ class DaemonBody:
                          f"{config.source}; logs in {supervisor.log_dir}")
 
         def say(text: str) -> None:
-            print(f"procward: {text}", flush=True)
+            reporter.log("info", text)
 
+        # A Windows service has no console: sys.stdout is None there, and the
+        # events are in the event log file anyway. Under systemd stdout is the
+        # journal, where a line per event helps.
+        printer = EventPrinter(colour=False) if sys.stdout is not None else None
         try:
             return asyncio.run(run_daemon(
-                config, on_event=EventPrinter(colour=False), on_ready=on_ready, say=say,
+                config, on_event=printer, on_ready=on_ready, say=say,
                 stop_switch=switch, install_signals=False,
             ))
         except StateDirLocked as e:
