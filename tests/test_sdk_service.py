@@ -163,3 +163,37 @@ def test_import_procward_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=30, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_host_logs_an_uncaught_exception_for_the_journal(tmp_path: Path) -> None:
+    """Under systemd, the traceback of an uncaught exception goes to stderr with journal
+    error priority on every line, and the exit code is 1 (so Restart=on-failure applies)."""
+    address = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(address))
+    child = Child(EXAMPLE, "host", env={"NOTIFY_SOCKET": str(address),
+                                        "REPORT_SYNC_FAIL": "1"})
+    try:
+        code, _, err = child.finish()
+    finally:
+        child.kill()
+        listener.close()
+    assert code == 1
+    lines = [line for line in err.splitlines() if line]
+    assert lines and all(line.startswith("<3>") for line in lines)
+    assert "<3>RuntimeError: the report share is unreachable" in lines
+
+
+def test_stop_on_signals_sets_stop_and_restores_handlers() -> None:
+    """Within the block SIGTERM sets the event (no work in the handler); afterwards the
+    previous handler is back."""
+    import threading
+
+    from procward.oshost._hosting import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(10)
+    assert signal.getsignal(signal.SIGTERM) is before
