@@ -95,7 +95,7 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
                    default="auto",
                    help="auto: start at boot and now; delayed: auto, after boot settles "
                         "(Windows; same as auto elsewhere); manual: only when asked; "
-                        "disabled: installed but cannot start (default: auto)")
+                        "disabled: installed but off (Windows refuses to start it) (default: auto)")
     p.add_argument("--account", metavar="ACCOUNT",
                    help="run as this account: a user name on Linux/macOS; on Windows "
                         "LocalSystem (default), LocalService, NetworkService, "
