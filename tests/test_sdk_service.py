@@ -197,3 +197,13 @@ def test_stop_on_signals_sets_stop_and_restores_handlers() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.wait(10)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_cli_without_a_main_function_is_a_usage_error(tmp_path: Path) -> None:
+    """Forgetting @svc.main is exit 2 with a message saying what to add, not a traceback."""
+    script = tmp_path / "svc.py"
+    script.write_text("import procward\nprocward.Service('Nothing').cli()\n")
+    done = subprocess.run([sys.executable, str(script), "run"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 2
+    assert "@svc.main" in done.stderr and "Traceback" not in done.stderr

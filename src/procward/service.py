@@ -108,8 +108,7 @@ class Service:
     def run(self) -> int:
         """Run in the foreground: Ctrl+C (or SIGTERM) sets ``stop``; a second Ctrl+C
         interrupts the function. Returns the exit code."""
-        function = self._function()  # fail before touching signals
-        del function
+        self._function()  # fail before touching signals
         stop = threading.Event()
         prefix = f"{self.name}: "
 
@@ -185,6 +184,10 @@ class Service:
         args = parser.parse_args(argv)
         if args.verb is None:
             parser.print_help(sys.stderr)
+            return 2
+        if self._main is None:
+            print(f"{self.name}: no service function: decorate it with @svc.main before "
+                  "calling svc.cli()", file=sys.stderr)
             return 2
         try:
             return int(args.func(args))
