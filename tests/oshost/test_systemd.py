@@ -277,3 +277,26 @@ def test_host_reports_a_bad_configuration_and_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "<3>" in done.stderr and "restart" in done.stderr
     assert not any("READY=1" in m for m in systemd.messages)
+
+
+def test_watchdog_holds_a_body_to_its_alive_calls(tmp_path: Path) -> None:
+    """Once a body has called alive(), pings stop when its calls stop (so systemd restarts a
+    hung daemon) and resume with the next call."""
+    from procward.oshost.systemd import _NotifyReporter, _WatchdogFeeder
+
+    systemd = _FakeSystemdSocket(tmp_path)
+    channel = NotifyChannel(str(systemd.path), watchdog=0.2)
+    reporter = _NotifyReporter(channel)
+    reporter.last_alive = time.monotonic() - 100  # alive once, long ago: the body is stuck
+    feeder = _WatchdogFeeder(channel, reporter)
+    feeder.start()
+    try:
+        systemd.sock.settimeout(1.0)  # five half-periods: a ping would have come by now
+        with pytest.raises(TimeoutError):
+            systemd.sock.recv(4096)
+        reporter.alive()
+        systemd.wait_for("WATCHDOG=1")
+    finally:
+        feeder.stop()
+        channel.close()
+        systemd.close()
