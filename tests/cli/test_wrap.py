@@ -221,3 +221,24 @@ def test_ordinary_user_is_told_sudo_or_user(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "sudo" in done.stderr and "--user" in done.stderr
     assert Path("/var/lib/procward").exists() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_account_owns_the_wrap_folder(tmp_path: Path) -> None:
+    """With --account, the folder and its configuration belong to that user, who runs the
+    daemon and writes the logs and state there; an unknown user is exit 2, nothing left."""
+    import pwd
+
+    folder = tmp_path / "web"
+    done = procward("wrap", "web", "--folder", str(folder), "--account", "nobody", "--dry-run",
+                    "--", "/bin/sleep", "60")
+    assert done.returncode == 0, done.stderr
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert folder.stat().st_uid == nobody
+    assert (folder / "procward.toml").stat().st_uid == nobody
+    assert "User=nobody" in done.stdout.splitlines()
+    other = tmp_path / "other"
+    done = procward("wrap", "web", "--folder", str(other), "--account", "no-such-user-pw",
+                    "--dry-run", "--", "/bin/sleep", "60")
+    assert done.returncode == 2 and "no user" in done.stderr
+    assert not other.exists()

@@ -152,6 +152,20 @@ def _parse_env(items: list[str]) -> dict[str, str]:
     return env
 
 
+def _give_to(folder: Path, account: str) -> None:
+    """Make ``folder`` the account's: the daemon runs as it and writes logs and state there."""
+    if sys.platform == "win32":  # access there is by ACL, set by the Windows backend
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        raise LookupError(account) from None
+    for path in (folder, folder / CONFIG_NAME):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
 def _is_ours(folder: Path) -> bool:
     config = folder / CONFIG_NAME
     try:
@@ -229,7 +243,15 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         config_path.write_text(text, encoding="utf-8")
+        if args.account:
+            _give_to(folder, args.account)
+    except LookupError:
+        undo()
+        print(f"procward: there is no user {args.account!r} on this system; create it "
+              "first, or leave out --account", file=sys.stderr)
+        return 2
     except OSError as e:
+        undo()
         print(f"procward: cannot write {config_path}: {e}" + (
             "; run with sudo, or use --user" if isinstance(e, PermissionError) else ""),
             file=sys.stderr)
