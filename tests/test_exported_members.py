@@ -8,12 +8,14 @@ import pytest
 
 PUBLIC = {
     "procward": [
-        "ConfigError", "ConfigProblem", "ProcwardError", "SpawnError", "StateDirLocked",
+        "ConfigError", "ConfigProblem", "ProcwardError", "Service", "SpawnError",
+        "StateDirLocked",
         "UnknownService", "__version__",
     ],
     "procward.engine": [
         "EVENTS_FILE", "Event", "EventKind", "InstanceStatus", "State", "Supervisor",
     ],
+    "procward.service": ["MainFunction", "Service"],
     "procward.testing": ["EventRecorder", "make_config", "python", "supervised"],
 }
 

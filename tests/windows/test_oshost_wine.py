@@ -458,7 +458,7 @@ def test_a_venv_python_is_registered_as_its_base_interpreter(scm: Scm) -> None:
 
     env = dict(scm.wine.environ(False), __PYVENV_LAUNCHER__=windows_path(launcher))
     code = ("import json, sys, only_in_venv\n"
-            "from procward.oshost import python_for_service\n"
+            "from procward.oshost.windows import python_for_service\n"
             "print(json.dumps({'python': python_for_service(), 'prefix': sys.prefix}))\n")
     done = subprocess.run(["wine", str(scm.wine.python), "-c", code], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,

@@ -22,7 +22,17 @@ EXIT_UNREACHABLE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    from procward.cli import _check, _control, _init, _logs, _run, _status, _token
+    from procward.cli import (
+        _check,
+        _control,
+        _init,
+        _logs,
+        _run,
+        _service,
+        _status,
+        _token,
+        _wrap,
+    )
 
     parser = argparse.ArgumentParser(
         prog="procward",
@@ -30,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"procward {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (_init, _check, _run, _status, _control, _logs, _token):
+    for module in (_init, _check, _run, _status, _control, _logs, _token, _service, _wrap):
         module.register(sub)
     return parser
 

@@ -8,6 +8,7 @@ CLI pays only for the one it uses.
 from __future__ import annotations
 
 from procward.oshost._base import (
+    Describes,
     HostBody,
     HostReporter,
     NotPrivileged,
@@ -16,9 +17,11 @@ from procward.oshost._base import (
     ServiceSpec,
     ServiceStatus,
     StartType,
+    python_for_service,
 )
 
 __all__ = [
+    "Describes",
     "HostBody",
     "HostReporter",
     "NotPrivileged",
@@ -48,21 +51,3 @@ def manager() -> ServiceManager:
     from procward.oshost.systemd import SystemdManager
 
     return SystemdManager()
-
-
-def python_for_service() -> tuple[str, dict[str, str]]:
-    """The python the OS service should run (``argv[0]``), and what to add to its environment.
-
-    A Windows venv's ``python.exe`` is a launcher the SCM cannot use; this gives
-    the base interpreter and the variables that make it the venv's python.
-    ``install()`` applies the same translation to a venv ``argv[0]`` itself.
-    """
-    import sys
-
-    if sys.platform == "win32":
-        from procward.oshost.windows import python_for_service as for_windows
-
-        return for_windows()
-    from procward.oshost._base import python_for_service as default
-
-    return default()

@@ -10,14 +10,14 @@ One module per platform implements :class:`ServiceManager`; nothing outside
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "Describes",
     "HostBody",
     "HostReporter",
     "NotPrivileged",
@@ -58,6 +58,9 @@ class ServiceSpec:
     stop_timeout: float = 30.0        # the manager must wait at least this long on stop
     restart_delay: float = 5.0        # recovery: restart the service this long after a crash
     reset_period: float = 86400.0     # recovery: forget earlier failures after this long
+    # Added after the first cut (keep defaults so existing callers are unchanged):
+    reload_argv: list[str] = field(default_factory=list)  # re-read configuration (ExecReload)
+    watchdog: float = 0.0             # keep-alive period the manager enforces; 0: none
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,20 @@ class HostReporter(Protocol):
 HostBody = Callable[[threading.Event, HostReporter], int]
 
 
+def python_for_service() -> str:
+    """The interpreter an OS manager should start for a Python service.
+
+    ``sys.executable`` as is: a venv's symlinked python on POSIX keeps the
+    venv. On Windows a venv's python.exe is a launcher that runs the base
+    interpreter as a child, which the SCM did not start (error 1063); the
+    Windows backend's ``install()`` registers the base interpreter instead, with
+    ``__PYVENV_LAUNCHER__`` in the service's environment so it is the venv's python.
+    """
+    import sys
+
+    return sys.executable
+
+
 class ServiceManager(Protocol):
     """One per platform: ``procward.oshost.manager()`` returns the right one."""
 
@@ -107,10 +124,12 @@ class ServiceManager(Protocol):
         ...
 
 
-def python_for_service() -> tuple[str, dict[str, str]]:
-    """The interpreter the OS manager should run for this one, and environment it needs.
+@runtime_checkable
+class Describes(Protocol):
+    """A manager that can say, without changing anything, what ``install`` would do.
 
-    The default: this very interpreter, nothing added. A platform whose manager
-    cannot run it as it is (a Windows venv's launcher stub) says otherwise.
+    ``procward service install --dry-run`` prints it; a manager without it
+    gets a generic description of the spec.
     """
-    return sys.executable, {}
+
+    def describe(self, spec: ServiceSpec) -> str: ...
