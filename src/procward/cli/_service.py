@@ -311,7 +311,7 @@ class DaemonBody:
         from procward._daemon import StopSwitch, run_daemon
         from procward.cli._render import EventPrinter
         from procward.engine import Supervisor
-        from procward.errors import ConfigError, StateDirLocked
+        from procward.errors import ConfigError, ProcwardError, StateDirLocked
 
         try:
             config = loading.result()
@@ -351,11 +351,21 @@ class DaemonBody:
         # events are in the event log file anyway. Under systemd stdout is the
         # journal, where a line per event helps.
         printer = EventPrinter(colour=False) if sys.stdout is not None else None
+
+        async def reload_config() -> Config:
+            # `procward reload` (systemd's ExecReload) validates in a child, as at start.
+            fresh = IsolatedLoad(path, profile=self._profile)
+            return await asyncio.get_running_loop().run_in_executor(None, fresh.result)
+
         try:
             return asyncio.run(run_daemon(
                 config, on_event=printer, on_ready=on_ready, say=say,
-                stop_switch=switch, install_signals=False,
+                stop_switch=switch, install_signals=False, reload_config=reload_config,
             ))
         except StateDirLocked as e:
             reporter.log("error", f"{e}; another procward runs this configuration")
+            return 1
+        except ProcwardError as e:
+            # e.g. the API's port is taken: say so where the OS shows service errors.
+            reporter.log("error", str(e))
             return 1
