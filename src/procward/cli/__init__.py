@@ -21,18 +21,17 @@ EXIT_BAD_CONFIG = 2
 EXIT_UNREACHABLE = 3
 
 
-def _parser() -> argparse.ArgumentParser:
-    from procward.cli import (
-        _check,
-        _control,
-        _init,
-        _logs,
-        _run,
-        _service,
-        _status,
-        _token,
-        _wrap,
-    )
+# Command -> the module that registers it, in the order --help lists them.
+_COMMANDS = {
+    "init": "_init", "check": "_check", "run": "_run", "status": "_status",
+    "start": "_control", "stop": "_control", "restart": "_control", "reload": "_control",
+    "logs": "_logs", "events": "_logs", "token": "_token", "service": "_service",
+    "wrap": "_wrap",
+}
+
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="procward",
@@ -40,13 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"procward {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (_init, _check, _run, _status, _control, _logs, _token, _service, _wrap):
-        module.register(sub)
+    # Only the module of the command asked for is imported (`procward status` must
+    # start in milliseconds); --help, no command or an unknown one registers them all.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    wanted = [_COMMANDS[command]] if command in _COMMANDS else list(dict.fromkeys(
+        _COMMANDS.values()))
+    for name in wanted:
+        importlib.import_module(f"procward.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

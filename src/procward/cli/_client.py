@@ -18,9 +18,8 @@ import os
 import sys
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from procward.cli import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE
@@ -58,8 +57,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
                    help="its private key (default: $PROCWARD_CLIENT_KEY)")
 
 
-@dataclass(frozen=True)
-class _Located:
+class _Located(NamedTuple):
     config: Path
     state_dir: Path
     api: dict[str, Any]
@@ -101,8 +99,7 @@ def locate_state_dir(args: argparse.Namespace) -> Path:
     return _read_config(args).state_dir
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):
     url: str
     token: str
     cafile: str | None

@@ -8,7 +8,6 @@ process that ends, and never in the long-lived daemon.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -25,7 +24,7 @@ def main() -> int:
     try:
         config = load_config(args.file, profile=args.profile)
     except ConfigError as e:
-        problems = [dict(dataclasses.asdict(p), file=str(p.file)) for p in e.problems]
+        problems = [dict(p._asdict(), file=str(p.file)) for p in e.problems]
         print(json.dumps({"problems": problems}))
         return 2
     sys.stdout.write('{"config": ' + dump_json(config) + "}\n")
