@@ -12,8 +12,12 @@ PUBLIC = {
         "StateDirLocked",
         "UnknownService", "__version__",
     ],
+    "procward.api": [
+        "ADMIN_TOKEN_FILE", "API_FILE", "ApiServer", "TOKENS_FILE", "TokenInfo", "TokenStore",
+    ],
     "procward.engine": [
-        "EVENTS_FILE", "Event", "EventKind", "InstanceStatus", "State", "Supervisor",
+        "Control", "EVENTS_FILE", "Event", "EventKind", "InstanceStatus", "ReloadOutcome",
+        "ReloadResult", "State", "Supervisor",
     ],
     "procward.service": ["MainFunction", "Service"],
     "procward.testing": ["EventRecorder", "make_config", "python", "supervised"],

@@ -10,8 +10,8 @@ from procward.engine._state import State
 from procward.engine._supervisor import EVENTS_FILE, ReloadResult, Supervisor
 
 __all__ = [
-    "EVENTS_FILE",
     "Control",
+    "EVENTS_FILE",
     "Event",
     "EventKind",
     "InstanceStatus",
