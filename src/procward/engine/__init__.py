@@ -10,8 +10,8 @@ from procward.engine._state import State
 from procward.engine._supervisor import EVENTS_FILE, ReloadResult, Supervisor
 
 __all__ = [
-    "Control",
     "EVENTS_FILE",
+    "Control",
     "Event",
     "EventKind",
     "InstanceStatus",
