@@ -495,11 +495,12 @@ def _capture(ws: common.Workspace, child: common.ChildProgram, *, count: int, si
 
 
 def _latency_under_flood(ws: common.Workspace, child: common.ChildProgram, *, count: int,
-                         requests: int, round_no: int) -> dict[str, Any]:
+                         requests: int, round_no: int,
+                         max_size: int = 50 * common.MIB) -> dict[str, Any]:
     """Sequential requests before the writers start, then while they write."""
     # Writers that never finish on their own; small logs that rotate away.
     daemon, gos, reports, endpoint = _writers(ws, child, f"latency-{round_no}", count=count,
-                                              lines=10**12, max_size=16 * common.MIB, keep=1)
+                                              lines=10**12, max_size=max_size, keep=1)
     idle, idle_err = sequential(endpoint, requests)
     for g in gos:
         g.go()
