@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from procward.cli._common import add_config_options
 
@@ -20,6 +21,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-colour", "--no-color", dest="colour", action="store_false",
                    default=None, help="plain output even on a terminal")
     p.set_defaults(func=run)
+
+
+def _api_wanted(path: Path) -> bool:
+    """False only when the file plainly says ``[api] enabled = false``."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True  # the real load will say what is wrong
+    api = data.get("api")
+    return not (isinstance(api, dict) and api.get("enabled") is False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from procward.config import Config
     from procward.engine import Supervisor
     from procward.errors import ConfigError, ProcwardError, StateDirLocked
+
+    if _api_wanted(path):
+        # The web stack is the daemon's heaviest import: pay for it here, while
+        # the child validates, rather than after, while services wait to start.
+        import procward.api  # noqa: F401
 
     try:
         config = loading.result()
