@@ -20,6 +20,12 @@ class EventKind(StrEnum):
     LOG_DROPPED = "log_dropped"  # output could not be written; bytes are being counted
     LOG_RESUMED = "log_resumed"  # writing works again; how much was lost
     LOG_ERROR = "log_error"      # rotation or compression went wrong
+    HEALTH = "health"            # an instance became healthy or unhealthy
+    NOTIFY = "notify"            # a program reported READY, STOPPING, MAINPID or a status
+    NOTIFY_REJECTED = "notify_rejected"  # a report was refused: bad frame, no secret, stranger
+    MEMORY_MAX = "memory_max"    # a process tree stayed above memory_max; it is restarted
+    ALERT = "alert"              # an alert fired (a log rule or a built-in one) to its sinks
+    ALERT_FAILED = "alert_failed"  # a sink could not take an alert, after its retries
 
 
 @dataclass(frozen=True, slots=True)

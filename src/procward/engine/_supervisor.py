@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterable
 
 from procward._os import PLATFORM, Platform
 from procward.config import Config, LogSettings
+from procward.engine._alerts import AlertManager
 from procward.engine._events import Event, EventBus, EventKind
 from procward.engine._instance import Instance, InstanceStatus
 from procward.engine._journal import ChildJournal
 from procward.engine._logs import Compressor, LogWriter
+from procward.engine._memory import MemoryWatch
+from procward.engine._notify import NotifyHub
 from procward.engine._state import State
 from procward.errors import UnknownService
 
@@ -61,6 +64,9 @@ class Supervisor:
         self._sweeper: asyncio.TimerHandle | None = None
         self._running = False
         self._release_guard: Callable[[], None] | None = None
+        self.notify_hub = NotifyHub(platform, self.state_dir, self.emit)
+        self.alerts = AlertManager(config.alerts, platform, self.emit)
+        self._memory: MemoryWatch | None = None
 
     # -- start and stop the whole daemon --------------------------------------
 
@@ -72,6 +78,7 @@ class Supervisor:
         self._event_log = LogWriter(self.events_path, _EVENT_LOG,
                                     on_problem=self._event_log_problem)
         self.bus.subscribe(self._write_event)
+        self.bus.subscribe(self.alerts.on_event)
         self._running = True
         old, new = self.platform.raise_open_files_limit()
         self.emit(Event(EventKind.DAEMON, f"procward started (pid {os.getpid()})", None,
@@ -80,6 +87,8 @@ class Supervisor:
         self._reap_leftovers()
         self.journal.open()
         self._release_guard = self.platform.guard_children(self.journal.path)
+        # Before the instances: their environment names the listener's port.
+        await self.notify_hub.start()
         for name, cfg in self.config.services.items():
             self._instances[name] = [
                 Instance(self, name, i, cfg, self._environ) for i in range(cfg.instances)
@@ -88,6 +97,9 @@ class Supervisor:
             if cfg.autostart:
                 for inst in self._instances[name]:
                     inst.start()
+        if any(cfg.memory_max is not None for cfg in self.config.services.values()):
+            self._memory = MemoryWatch(self.instances)
+            self._memory.start()
         self._sweeper = loop.call_later(_IDLE_CLOSE, self._sweep)
 
     def _reap_leftovers(self) -> None:
@@ -108,6 +120,10 @@ class Supervisor:
         self._running = False
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._memory is not None:
+            await self._memory.close()
+        await self.notify_hub.close()
+        await self.alerts.close()
         for inst in self.instances():
             for writer in inst.log_writers:
                 writer.close()
@@ -204,7 +220,10 @@ class Supervisor:
     def dependencies_ready(self, instance: Instance) -> bool:
         for dep in instance.config.depends_on:
             for other in self._instances.get(dep, []):
-                ready = other.state is State.RUNNING or (
+                # A dependency with a health check must also be healthy.
+                running = other.state is State.RUNNING and (
+                    other.config.health is None or other.health == "healthy")
+                ready = running or (
                     other.state is State.EXITED and other.last_exit is not None
                     and other.last_exit.code in other.config.success_exit_codes
                 )
