@@ -38,8 +38,9 @@ __all__ = ["NotifyHub", "Report", "Reporter"]
 # A connection must say who it is this soon, or it is dropped: an idle socket
 # from a stranger must not be held open forever.
 _FIRST_FRAME_TIMEOUT = 10.0
-# At most one notify_rejected event a second; the count says how many were refused.
-_REJECT_EVENT_EVERY = 1.0
+# At most this many notify_rejected events a second, so a flood of bad connections
+# cannot flood the event log; each event's count says how many were refused in all.
+_REJECT_EVENTS_PER_SECOND = 10
 _LOOPBACK = "127.0.0.1"
 
 
@@ -111,7 +112,8 @@ class NotifyHub:
         self._connections: set[asyncio.Task[None]] = set()
         self.port = 0
         self.rejected = 0
-        self._last_reject_event = 0.0
+        self._reject_second = 0
+        self._reject_events = 0
 
     # -- set up and tear down -------------------------------------------------
 
@@ -150,6 +152,11 @@ class NotifyHub:
         if self._datagrams is not None:
             env["NOTIFY_SOCKET"] = self._datagrams.address
         return env
+
+    @property
+    def sd_notify_address(self) -> str | None:
+        """The NOTIFY_SOCKET children get, or None where there is none."""
+        return None if self._datagrams is None else self._datagrams.address
 
     def unregister(self, reporter: Reporter) -> None:
         self._by_digest = {k: v for k, v in self._by_digest.items() if v is not reporter}
@@ -251,8 +258,10 @@ class NotifyHub:
 
     def _reject(self, reason: str, service: str | None, peer: object) -> None:
         self.rejected += 1
-        now = time.monotonic()
-        if now - self._last_reject_event >= _REJECT_EVENT_EVERY:
-            self._last_reject_event = now
+        second = int(time.monotonic())
+        if second != self._reject_second:
+            self._reject_second, self._reject_events = second, 0
+        self._reject_events += 1
+        if self._reject_events <= _REJECT_EVENTS_PER_SECOND:
             self._emit(Event(EventKind.NOTIFY_REJECTED, f"refused a report: {reason}", service,
                              {"reason": reason, "peer": str(peer), "rejected": self.rejected}))

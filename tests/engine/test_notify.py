@@ -1,0 +1,167 @@
+"""The notify listener with real programs: systemd datagrams, framed reports, strangers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from procward._frames import Command, encode
+from procward.engine import EventKind, State
+from procward.testing import make_config, python, supervised
+
+SD_NOTIFY = hasattr(socket, "SO_PASSCRED")
+needs_sd_notify = pytest.mark.skipif(not SD_NOTIFY, reason="systemd's notify socket is Linux-only")
+
+# A Type=notify program as written for systemd: the socket module and nothing else.
+SD_PROGRAM = """
+    import os, socket, sys, time
+    def notify(text):
+        path = os.environ["NOTIFY_SOCKET"]
+        if path.startswith("@"):
+            path = "\\0" + path[1:]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(text.encode(), path)
+    notify(f"MAINPID={os.getpid()}\\nSTATUS=loading")
+    gate = sys.argv[1]
+    while not os.path.exists(gate):
+        time.sleep(0.05)
+    notify("READY=1\\nSTATUS=serving requests")
+    time.sleep(60)
+"""
+
+
+@needs_sd_notify
+def test_sd_notify_program_is_started_only_on_ready(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A program speaking sd_notify with the socket module stays starting until READY=1."""
+    gate = tmp_path / "gate"
+    cfg = make_config(tmp_path, {"sd": {"command": [*python(SD_PROGRAM), str(gate)],
+                                        "notify": True, "start_seconds": 0.1}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            mainpid = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY
+                                         and e.fields["report"] == "mainpid")
+            status = sup.status(["sd"])[0]
+            # Well past start_seconds, and still not started: READY has not come.
+            assert status.state is State.STARTING and status.reason == "waiting for READY"
+            assert status.status_text == "loading"
+            assert mainpid[0].fields["main_pid"] == status.pid
+            assert mainpid[0].fields["via"] == "sd_notify"
+            gate.touch()
+            await rec.wait_state("sd", "running")
+            ready = rec.matching("sd", EventKind.NOTIFY, report="ready")
+            running = rec.matching("sd", EventKind.STATE, state="running")
+            assert ready and rec.events.index(ready[0]) < rec.events.index(running[0])
+            status = sup.status(["sd"])[0]
+            assert status.status_text == "serving requests"
+            assert status.to_dict()["status_text"] == "serving requests"
+
+    run(scenario())
+
+
+@needs_sd_notify
+def test_children_get_their_own_notify_socket_not_the_daemons(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """The daemon's own NOTIFY_SOCKET and WATCHDOG_* never reach a child."""
+    out = tmp_path / "env.txt"
+    code = f"""
+        import os
+        with open({str(out)!r}, "w") as f:
+            f.write(repr((os.environ.get("NOTIFY_SOCKET"), os.environ.get("WATCHDOG_PID"),
+                          os.environ.get("PROCWARD_NOTIFY", "")[:6])))
+    """
+    cfg = make_config(tmp_path, {"envs": {"command": python(code), "restart": "never",
+                                          "start_seconds": 0}})
+    environ = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": "/run/systemd/notify",
+               "WATCHDOG_PID": "1"}
+
+    async def scenario() -> None:
+        async with supervised(cfg, environ=environ) as (_, rec):
+            await rec.wait_state("envs", "exited")
+        notify_socket, watchdog_pid, framed = eval(out.read_text())
+        assert notify_socket is not None and notify_socket != "/run/systemd/notify"
+        assert watchdog_pid is None and framed == "tcp://"
+
+    run(scenario())
+
+
+@needs_sd_notify
+def test_datagram_from_a_stranger_is_refused(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """READY=1 sent to NOTIFY_SOCKET by a process outside every service does not start one."""
+    cfg = make_config(tmp_path, {"waits": {"command": python("import time; time.sleep(60)"),
+                                           "notify": True}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("waits", "starting")
+            address = sup.notify_hub.sd_notify_address
+            assert address is not None
+            # Another process, not of the service's tree, claims to be ready.
+            code = ("import socket,sys; a=sys.argv[1]; a='\\0'+a[1:] if a.startswith('@') "
+                    "else a; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto("
+                    "b'READY=1', a)")
+            subprocess.run([sys.executable, "-c", code, address], check=True)
+            rejected = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED)
+            assert "belongs to no service" in rejected[0].message
+            assert sup.status(["waits"])[0].state is State.STARTING
+            assert sup.notify_hub.rejected >= 1
+
+    run(scenario())
+
+
+def _sender(port: int, frames: bytes) -> list[str]:
+    """A separate process that connects to the listener and sends ``frames``."""
+    code = ("import socket,sys,time; s=socket.create_connection(('127.0.0.1', int(sys.argv[1])));"
+            "s.sendall(bytes.fromhex(sys.argv[2])); time.sleep(0.3); s.close()")
+    return [sys.executable, "-c", code, str(port), frames.hex()]
+
+
+def test_forged_frames_are_refused_and_others_unaffected(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """Frames without the secret, with a wrong one or damaged, are refused; a real report lands."""
+    code = """
+        import os, socket, sys, time, json, zlib, struct
+        url = os.environ["PROCWARD_NOTIFY"]
+        address, secret = url[len("tcp://"):].split("#")
+        host, port = address.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)))
+        def frame(cmd, payload):
+            body = json.dumps(payload).encode()
+            return b"MS" + bytes([cmd]) + struct.pack("<II", len(body), zlib.crc32(body)) + body
+        while not os.path.exists(sys.argv[1]):
+            time.sleep(0.05)
+        s.sendall(frame(2, {"secret": secret, "status": "one"}))
+        s.sendall(frame(3, {"status": "two"}))
+        time.sleep(60)
+    """
+    gate = tmp_path / "gate"
+    cfg = make_config(tmp_path, {"real": {"command": [*python(code), str(gate)],
+                                          "notify": True}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("real", "starting")
+            port = sup.notify_hub.port
+            forged = [
+                encode(Command.READY, {}),                          # no secret
+                encode(Command.READY, {"secret": "guessed"}),       # wrong secret
+                b"XX" + encode(Command.READY, {})[2:],              # bad magic
+                encode(Command.READY, {"secret": "x"})[:-1] + b"!",  # bad CRC
+                b"MS\x03\xff\xff\xff\xff\x00\x00\x00\x00",          # length over the limit
+            ]
+            procs = [subprocess.Popen(_sender(port, f)) for f in forged]
+            for proc in procs:
+                await asyncio.get_running_loop().run_in_executor(None, proc.wait)
+            await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED, count=len(forged))
+            assert sup.notify_hub.rejected == len(forged)
+            assert sup.status(["real"])[0].state is State.STARTING
+            # The service's own connection, opened before the attack, still works.
+            gate.touch()
+            await rec.wait_state("real", "running")
+            assert sup.status(["real"])[0].status_text == "two"
+            assert sup.notify_hub.rejected == len(forged)
+
+    run(scenario())
