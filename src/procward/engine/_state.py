@@ -35,8 +35,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.RUNNING: frozenset({_S.STARTING, _S.BACKOFF, _S.STOPPING, _S.STOPPED, _S.EXITED,
                            _S.FAILED}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.FAILED}),
-    # stopping -> starting: a restart the daemon decided on (unhealthy, memory_max).
-    _S.STOPPING: frozenset({_S.STOPPED, _S.STARTING}),
+    # stopping -> starting/backoff/failed: a restart the daemon decided on (unhealthy,
+    # memory_max, an alert rule), at once if it had started, else after backoff.
+    _S.STOPPING: frozenset({_S.STOPPED, _S.STARTING, _S.BACKOFF, _S.FAILED}),
     _S.EXITED: frozenset({_S.STARTING}),
     _S.FAILED: frozenset({_S.STARTING}),
 }
