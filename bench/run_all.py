@@ -18,6 +18,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
+import alert_matcher
 import common
 import idle
 import log_throughput
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     log_throughput.NAME: log_throughput,
     start_stop_many.NAME: start_stop_many,
     idle.NAME: idle,
+    alert_matcher.NAME: alert_matcher,
 }
 
 

@@ -39,7 +39,8 @@ def test_every_benchmark_completes(quick_run: dict[str, object]) -> None:
     assert quick_run["errors"] == {}
     results = quick_run["results"]
     assert isinstance(results, dict)
-    assert set(results) == {"restart_latency", "log_throughput", "start_stop_many", "idle"}
+    assert set(results) == {"restart_latency", "log_throughput", "start_stop_many", "idle",
+                            "alert_matcher"}
 
 
 def test_procward_log_capture_loses_no_byte(quick_run: dict[str, object]) -> None:
