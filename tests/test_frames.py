@@ -124,3 +124,13 @@ def test_oversized_payload_cannot_be_encoded() -> None:
     with pytest.raises(ValueError, match="limit"):
         encode(Command.STATUS, {"status": "x" * MAX_PAYLOAD})
     assert json.loads(encode(Command.STATUS, {"status": "é"})[HEADER_SIZE:]) == {"status": "é"}
+
+
+def test_the_documented_example_frame() -> None:
+    """The worked example of docs/notify-protocol.md, byte for byte."""
+    frame = encode(Command.READY, {"secret": "k3PZ0uTq", "status": "up"})
+    assert frame.hex(" ").upper() == (
+        "4D 53 03 23 00 00 00 34 6B 5C 0C 7B 22 73 65 63 72 65 74 22 3A 22 6B 33 50 "
+        "5A 30 75 54 71 22 2C 22 73 74 61 74 75 73 22 3A 22 75 70 22 7D")
+    heartbeat = encode(Command.HEARTBEAT, {})
+    assert heartbeat.hex(" ").upper() == "4D 53 01 02 00 00 00 43 BF A6 A3 7B 7D"
