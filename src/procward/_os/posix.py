@@ -24,13 +24,11 @@ import errno
 import fcntl
 import os
 import resource
-import secrets
 import shutil
 import signal
 import socket
 import struct
 import subprocess
-import syslog
 from collections.abc import Callable
 from pathlib import Path
 
@@ -451,6 +449,8 @@ class PosixPlatform:
         return _CredSocket(state_dir)
 
     def system_log(self, message: str, *, error: bool) -> None:
+        import syslog  # only where a syslog sink is used
+
         syslog.openlog("procward", syslog.LOG_PID, syslog.LOG_DAEMON)
         syslog.syslog(syslog.LOG_ERR if error else syslog.LOG_WARNING, message)
 
@@ -479,7 +479,7 @@ class _CredSocket:
                 # A deep state dir: an abstract socket (no file), which sd_notify
                 # clients name with a leading '@'.
                 self._path = None
-                name = f"procward-{os.getpid()}-{secrets.token_hex(8)}"
+                name = f"procward-{os.getpid()}-{os.urandom(8).hex()}"
                 sock.bind("\0" + name)
                 self.address = "@" + name
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

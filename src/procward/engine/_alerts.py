@@ -34,8 +34,6 @@ import re
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -285,7 +283,10 @@ class AlertTee:
 
 
 def _post(url: str, headers: dict[str, str], body: bytes) -> None:
-    # Runs on a worker thread: only the request, no engine state.
+    # Runs on a worker thread: only the request, no engine state. urllib is
+    # imported here, at the first alert: it costs the daemon 1-2 MiB otherwise.
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "procward-alerts", **headers})
     with urllib.request.urlopen(request, timeout=_WEBHOOK_TIMEOUT) as answer:
@@ -459,8 +460,9 @@ class AlertManager:
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code}"
-    if isinstance(error, urllib.error.URLError):
-        return f"cannot reach it: {error.reason}"
+    code, reason = getattr(error, "code", None), getattr(error, "reason", None)
+    if isinstance(code, int):  # urllib.error.HTTPError
+        return f"HTTP {code}"
+    if reason is not None:  # urllib.error.URLError
+        return f"cannot reach it: {reason}"
     return str(error) or type(error).__name__

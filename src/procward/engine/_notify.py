@@ -18,9 +18,9 @@ that sent it is closed, and no other connection notices.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import hashlib
-import secrets
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,12 +64,6 @@ class Reporter(Protocol):
     def notified(self, report: Report) -> None: ...
 
 
-def _digest(secret: str) -> bytes:
-    # Look secrets up by digest: the table's key comparison then reveals nothing
-    # usable about the secret through timing.
-    return hashlib.sha256(secret.encode("utf-8", "replace")).digest()
-
-
 _SD_KINDS = {"READY=1": "ready", "WATCHDOG=1": "heartbeat", "STOPPING=1": "stopping"}
 
 
@@ -105,7 +99,9 @@ class NotifyHub:
         self._platform = platform
         self._state_dir = state_dir
         self._emit = emit
-        self._by_digest: dict[bytes, Reporter] = {}
+        # Looked up by the secret itself: str hashes are keyed at random per
+        # process, so the lookup's timing tells an outsider nothing usable.
+        self._by_secret: dict[str, Reporter] = {}
         self._reporters: list[Reporter] = []
         self._server: asyncio.Server | None = None
         self._datagrams: NotifySocket | None = None
@@ -145,8 +141,8 @@ class NotifyHub:
 
     def register(self, reporter: Reporter) -> dict[str, str]:
         """Take reports for ``reporter``; return the environment its children need."""
-        secret = secrets.token_urlsafe(24)
-        self._by_digest[_digest(secret)] = reporter
+        secret = base64.urlsafe_b64encode(os.urandom(24)).decode("ascii")
+        self._by_secret[secret] = reporter
         self._reporters.append(reporter)
         env = {"PROCWARD_NOTIFY": f"tcp://{_LOOPBACK}:{self.port}#{secret}"}
         if self._datagrams is not None:
@@ -159,7 +155,7 @@ class NotifyHub:
         return None if self._datagrams is None else self._datagrams.address
 
     def unregister(self, reporter: Reporter) -> None:
-        self._by_digest = {k: v for k, v in self._by_digest.items() if v is not reporter}
+        self._by_secret = {k: v for k, v in self._by_secret.items() if v is not reporter}
         if reporter in self._reporters:
             self._reporters.remove(reporter)
 
@@ -192,7 +188,7 @@ class NotifyHub:
                 if reporter is None:
                     secret = frame.payload.get("secret")
                     if isinstance(secret, str):
-                        reporter = self._by_digest.get(_digest(secret))
+                        reporter = self._by_secret.get(secret)
                     if reporter is None:
                         raise FrameError("the first frame carries no valid secret")
                 pid = frame.payload.get("pid")
