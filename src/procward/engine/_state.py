@@ -7,6 +7,9 @@
                    │                               failed: start limit hit
                    ▼
                  failed
+
+A restart the daemon decides on (unhealthy, memory_max, an alert rule) goes
+running ──► stopping ──► starting (or backoff / failed, as after a death).
 """
 
 from __future__ import annotations
