@@ -333,3 +333,19 @@ def test_required_literals_never_skip_a_match(pattern: str, line: str) -> None:
     needles = required_literals(pattern.encode())
     if re.search(pattern.encode(), line.encode(), re.MULTILINE) and needles is not None:
         assert any(n in line.encode() for n in needles), (pattern, line, needles)
+
+
+def test_system_log_sink_delivers(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A syslog sink (the Event Log on Windows) takes an alert without error."""
+    cfg = make_config(tmp_path, {"app": {
+        "command": program("print('disk full'); import time; time.sleep(60)"),
+        "alerts": [{"pattern": "disk full", "actions": ["log"]}],
+    }}, alerts={"sinks": {"log": {"type": "syslog"}}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_for(lambda e: e.kind is EventKind.ALERT)
+            await until(lambda: sup.alerts.delivered == 1)
+            assert not rec.matching("app", EventKind.ALERT_FAILED)
+
+    run(scenario())

@@ -34,3 +34,8 @@ def test_forged_frames_are_refused_on_windows(result: dict[str, Any]) -> None:
     """A wrong secret and a bad magic from another process are refused; no sd_notify socket."""
     assert result["rejected"] == 2
     assert result["has_notify_socket"] is False
+
+
+def test_eventlog_sink_writes_to_the_event_log(result: dict[str, Any]) -> None:
+    """The eventlog (and syslog) sink's platform call reports to the Windows Event Log."""
+    assert result["eventlog"] == "ok"

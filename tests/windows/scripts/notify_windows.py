@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from procward._frames import Command, encode
+from procward._os import PLATFORM
 from procward.engine import EventKind
 from procward.testing import make_config, supervised
 
@@ -67,7 +68,13 @@ async def main() -> dict[str, Any]:
         status = sup.status(["sdk"])[0]
         ready = rec.matching("sdk", EventKind.NOTIFY, report="ready")
         running = rec.matching("sdk", EventKind.STATE, state="running")
+        try:
+            PLATFORM.system_log("procward test: an eventlog sink line", error=True)
+            eventlog = "ok"
+        except OSError as e:
+            eventlog = str(e)
         return {
+            "eventlog": eventlog,
             "state_before_ready": str(before_gate.state),
             "reason_before_ready": before_gate.reason,
             "status_text_before_ready": before_gate.status_text,
