@@ -230,10 +230,12 @@ class Instance:
                 self._ready.set_result(None)
             if report.kind == "mainpid":
                 self.main_pid = report.main_pid
-            self._host.emit(Event(EventKind.NOTIFY, f"reported {report.kind.upper()}"
-                                  + (f" {report.main_pid}" if report.main_pid else ""), self.name,
-                                  {"report": report.kind, "via": report.via, "pid": report.pid,
-                                   "main_pid": report.main_pid, "status": report.status}))
+            what = report.kind.upper() + (f" {report.main_pid}" if report.main_pid else "")
+            # sender_pid, not pid: a framed report's pid is only what the sender claims.
+            self._host.emit(Event(EventKind.NOTIFY, f"reported {what}", self.name,
+                                  {"report": report.kind, "via": report.via,
+                                   "sender_pid": report.pid, "main_pid": report.main_pid,
+                                   "status": report.status}))
 
     def memory_exceeded(self, rss: int) -> None:
         limit = self.memory_max or 0
