@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -163,5 +164,42 @@ def test_forged_frames_are_refused_and_others_unaffected(tmp_path: Path, run) ->
             await rec.wait_state("real", "running")
             assert sup.status(["real"])[0].status_text == "two"
             assert sup.notify_hub.rejected == len(forged)
+
+    run(scenario())
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    # For state that no event reports (connection counts, a status line).
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def test_idle_connections_without_a_secret_are_capped(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """Past 64 connections that have shown no secret, a new one is closed at once."""
+    cfg = make_config(tmp_path, {"idle": {"command": python("import time; time.sleep(60)")}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            port = sup.notify_hub.port
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(64)]
+            await until(lambda: sup.notify_hub._unproven == 64)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(1), 10) == b""  # closed by the hub
+            refused = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED)
+            assert "more than 64 connections" in refused[0].message
+            writer.close()
+            for _, w in held:
+                w.close()
+            # Room again once they are gone: a report with the secret still lands.
+            secret = sup.instances()[0]._spec.env["PROCWARD_NOTIFY"].split("#")[1]
+            await until(lambda: sup.notify_hub._unproven == 0)
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(encode(Command.STATUS, {"secret": secret, "status": "fine"}))
+            await w.drain()
+            await until(lambda: sup.status(["idle"])[0].status_text == "fine")
+            w.close()
 
     run(scenario())

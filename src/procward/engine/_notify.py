@@ -38,6 +38,9 @@ __all__ = ["NotifyHub", "Report", "Reporter"]
 # A connection must say who it is this soon, or it is dropped: an idle socket
 # from a stranger must not be held open forever.
 _FIRST_FRAME_TIMEOUT = 10.0
+# Connections that have not yet shown a secret, at most: past this a new one is
+# closed at once, so a local process cannot tie up the daemon with idle sockets.
+_MAX_UNPROVEN = 64
 # At most this many notify_rejected events a second, so a flood of bad connections
 # cannot flood the event log; each event's count says how many were refused in all.
 _REJECT_EVENTS_PER_SECOND = 10
@@ -106,6 +109,7 @@ class NotifyHub:
         self._server: asyncio.Server | None = None
         self._datagrams: NotifySocket | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._unproven = 0
         self.port = 0
         self.rejected = 0
         self._reject_second = 0
@@ -167,7 +171,10 @@ class NotifyHub:
             self._connections.add(task)
         peer = writer.get_extra_info("peername")
         reporter: Reporter | None = None
+        self._unproven += 1
         try:
+            if self._unproven > _MAX_UNPROVEN:
+                raise FrameError(f"more than {_MAX_UNPROVEN} connections without a secret yet")
             while True:
                 try:
                     if reporter is None:
@@ -191,6 +198,7 @@ class NotifyHub:
                         reporter = self._by_secret.get(secret)
                     if reporter is None:
                         raise FrameError("the first frame carries no valid secret")
+                    self._unproven -= 1
                 pid = frame.payload.get("pid")
                 self._deliver(reporter, self._framed_report(frame.command, frame.payload,
                                                             pid if isinstance(pid, int) else 0))
@@ -202,6 +210,8 @@ class NotifyHub:
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
+            if reporter is None:
+                self._unproven -= 1
             with contextlib.suppress(Exception):
                 writer.close()
             if task is not None:
