@@ -1,4 +1,4 @@
-"""The notify SDK and the framed protocol on Windows, under Wine, with a real Supervisor."""
+"""Notify, health probes and alerts on Windows, under Wine, with a real Supervisor."""
 
 from __future__ import annotations
 
@@ -39,3 +39,14 @@ def test_forged_frames_are_refused_on_windows(result: dict[str, Any]) -> None:
 def test_eventlog_sink_writes_to_the_event_log(result: dict[str, Any]) -> None:
     """The eventlog (and syslog) sink's platform call reports to the Windows Event Log."""
     assert result["eventlog"] == "ok"
+
+
+def test_http_and_command_probes_on_windows(result: dict[str, Any]) -> None:
+    """An http probe against a real server and a command probe both turn healthy."""
+    assert result["web_health"] == "healthy"
+    assert result["job_health"] == "healthy"
+
+
+def test_alert_rule_runs_a_command_sink_on_windows(result: dict[str, Any]) -> None:
+    """A matching output line fires the rule; the command sink gets the line in its env."""
+    assert result["alert_lines"] == "job ERROR 42"

@@ -2,14 +2,17 @@
 
 A real Supervisor (Proactor loop, as the daemon runs) supervises a program
 that reports through the SDK (``from procward import notify``) over the framed
-loopback protocol; another process sends frames with a guessed secret. One
-JSON object is printed: what the Linux test asserts on.
+loopback protocol; another process sends frames with a guessed secret. Beside
+it, an HTTP server with an http probe, a program with a command probe, and an
+alert rule whose command sink writes a file. One JSON object is printed: what
+the Linux test asserts on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,13 +46,33 @@ s.close()
 """
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 async def main() -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="procward-notify-"))
-    gate = root / "gate"
-    cfg = make_config(root, {"sdk": {
-        "command": [sys.executable, "-c", CHILD, str(gate)], "notify": True,
-        "start_seconds": 0.1,
-        "health": {"heartbeat": "2s", "interval": "0.2s", "start_period": "30s"}}})
+    gate, alert_out = root / "gate", root / "alert.txt"
+    port = free_port()
+    probe = {"interval": "0.3s", "timeout": "5s", "start_period": "30s"}
+    sink = [sys.executable, "-c",
+            "import os, sys; open(sys.argv[1], 'w').write(os.environ['PROCWARD_ALERT_LINES'])",
+            str(alert_out)]
+    cfg = make_config(root, {
+        "sdk": {"command": [sys.executable, "-c", CHILD, str(gate)], "notify": True,
+                "start_seconds": 0.1,
+                "health": {"heartbeat": "2s", "interval": "0.2s", "start_period": "30s"}},
+        "web": {"command": [sys.executable, "-u", "-m", "http.server", str(port),
+                            "--bind", "127.0.0.1"],
+                "health": {"http": f"http://127.0.0.1:{port}/", **probe}},
+        "job": {"command": [sys.executable, "-u", "-c",
+                            "import time; print('job ERROR 42', flush=True); time.sleep(120)"],
+                "health": {"command": [sys.executable, "-c", "import sys; sys.exit(0)"], **probe},
+                "alerts": [{"pattern": r"ERROR \d+", "actions": ["file"]}]},
+    }, alerts={"sinks": {"file": {"type": "command", "command": sink}}})
     async with supervised(cfg) as (sup, rec):
         await rec.wait_state("sdk", "starting", timeout=60)
         port = sup.notify_hub.port
@@ -65,6 +88,13 @@ async def main() -> dict[str, Any]:
         await rec.wait_state("sdk", "running", timeout=60)
         await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
                            and e.fields["health"] == "healthy", timeout=60)
+        for name in ("web", "job"):
+            await rec.wait_for(lambda e, n=name: e.service == n and e.kind is EventKind.HEALTH
+                               and e.fields["health"] == "healthy", timeout=60)
+        await rec.wait_for(lambda e: e.kind is EventKind.ALERT, timeout=60)
+        deadline = loop.time() + 60
+        while not (alert_out.exists() and alert_out.read_text()) and loop.time() < deadline:
+            await asyncio.sleep(0.1)  # the sink is a separate process writing a file
         status = sup.status(["sdk"])[0]
         ready = rec.matching("sdk", EventKind.NOTIFY, report="ready")
         running = rec.matching("sdk", EventKind.STATE, state="running")
@@ -75,6 +105,9 @@ async def main() -> dict[str, Any]:
             eventlog = str(e)
         return {
             "eventlog": eventlog,
+            "web_health": sup.status(["web"])[0].health,
+            "job_health": sup.status(["job"])[0].health,
+            "alert_lines": alert_out.read_text() if alert_out.exists() else None,
             "state_before_ready": str(before_gate.state),
             "reason_before_ready": before_gate.reason,
             "status_text_before_ready": before_gate.status_text,
