@@ -38,12 +38,14 @@ def test_header_layout_is_byte_exact() -> None:
     assert HEADER_SIZE == 11 and MAGIC == b"\x4d\x53"
 
 
+@settings(deadline=None)  # a busy machine must not fail a correct example
 @given(commands, payloads)
 def test_round_trip(command: Command, payload: dict[str, object]) -> None:
     """Every frame decodes to the command and payload it was made from."""
     assert FrameDecoder().feed(encode(command, payload)) == [Frame(command, payload)]
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(commands, payloads), min_size=1, max_size=5), st.data())
 def test_round_trip_in_any_pieces(frames: list[tuple[Command, dict[str, object]]],
                                   data: st.DataObject) -> None:
@@ -60,7 +62,7 @@ def test_round_trip_in_any_pieces(frames: list[tuple[Command, dict[str, object]]
     assert decoder.pending == 0
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(commands, payloads, st.data())
 def test_any_corruption_is_rejected(command: Command, payload: dict[str, object],
                                     data: st.DataObject) -> None:
@@ -89,6 +91,7 @@ def test_any_corruption_is_rejected(command: Command, payload: dict[str, object]
     assert got == [] and 7 > index >= 3
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_never_crash(garbage: bytes) -> None:
     """Arbitrary bytes produce FrameError or wait for more; no other exception escapes."""

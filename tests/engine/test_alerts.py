@@ -326,7 +326,7 @@ def _patterns() -> st.SearchStrategy[str]:
     )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(_patterns(), st.text(alphabet="abAB: 1", max_size=30))
 def test_required_literals_never_skip_a_match(pattern: str, line: str) -> None:
     """A line a pattern matches always contains one of the texts the prefilter looks for."""
