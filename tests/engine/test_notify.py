@@ -6,13 +6,18 @@ import asyncio
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from procward._frames import Command, encode
+from procward._os import PLATFORM
 from procward.engine import EventKind, State
+from procward.engine._notify import NotifyHub, Report
 from procward.testing import make_config, python, supervised
 
 SD_NOTIFY = hasattr(socket, "SO_PASSCRED")
@@ -203,3 +208,49 @@ def test_idle_connections_without_a_secret_are_capped(tmp_path: Path, run) -> No
             w.close()
 
     run(scenario())
+
+
+class _Listener:
+    """A Reporter for a bare NotifyHub: keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.name = "svc"
+        self.pid: int | None = None
+        self.reports: list[Report] = []
+
+    def notified(self, report: Report) -> None:
+        self.reports.append(report)
+
+
+async def _garbage_then_good(garbage: bytes, state_dir: Path) -> tuple[int, list[Report]]:
+    hub = NotifyHub(PLATFORM, state_dir, lambda event: None)
+    await hub.start()
+    try:
+        listener = _Listener()
+        secret = hub.register(listener)["PROCWARD_NOTIFY"].split("#")[1]
+        # The good connection is open before the bad one, and used after it.
+        _, good = await asyncio.open_connection("127.0.0.1", hub.port)
+        _, bad = await asyncio.open_connection("127.0.0.1", hub.port)
+        bad.write(garbage)
+        await bad.drain()
+        bad.close()
+        await until(lambda: hub.rejected == 1)
+        good.write(encode(Command.STATUS, {"secret": secret, "status": "still here"}))
+        await good.drain()
+        await until(lambda: bool(listener.reports))
+        good.close()
+        return hub.rejected, listener.reports
+    finally:
+        await hub.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=64).filter(lambda b: b[:2] != b"MS")
+       | st.builds(lambda cmd, tail: b"MS" + bytes([cmd]) + tail,
+                   st.integers(0, 255), st.binary(min_size=8, max_size=40)))
+def test_listener_survives_any_bytes(garbage: bytes) -> None:
+    """Whatever a stranger sends, it gets no report in, and a good connection still works."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rejected, reports = asyncio.run(_garbage_then_good(garbage, Path(tmp)))
+    assert [r.status for r in reports] == ["still here"]
+    assert rejected == 1
