@@ -254,3 +254,28 @@ def test_listener_survives_any_bytes(garbage: bytes) -> None:
         rejected, reports = asyncio.run(_garbage_then_good(garbage, Path(tmp)))
     assert [r.status for r in reports] == ["still here"]
     assert rejected == 1
+
+
+@needs_sd_notify
+def test_mainpid_must_name_a_process_of_the_service(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """MAINPID naming a process outside the service's tree is refused; its own is taken."""
+    code = """
+        import os, socket, time
+        path = os.environ["NOTIFY_SOCKET"]
+        path = "\\0" + path[1:] if path.startswith("@") else path
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(f"MAINPID={os.getppid()}".encode(), path)   # the daemon: not ours
+        time.sleep(0.2)
+        s.sendto(f"MAINPID={os.getpid()}".encode(), path)
+        time.sleep(60)
+    """
+    cfg = make_config(tmp_path, {"m": {"command": python(code)}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            refused = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED)
+            assert "is not a process of this service" in refused[0].message
+            taken = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY)
+            assert taken[0].fields["main_pid"] == sup.status(["m"])[0].pid
+
+    run(scenario())
