@@ -18,6 +18,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
+import alert_matcher
 import common
 import control_plane
 import idle
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     start_stop_many.NAME: start_stop_many,
     idle.NAME: idle,
     control_plane.NAME: control_plane,
+    alert_matcher.NAME: alert_matcher,
 }
 
 

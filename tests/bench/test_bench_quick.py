@@ -40,7 +40,7 @@ def test_every_benchmark_completes(quick_run: dict[str, object]) -> None:
     results = quick_run["results"]
     assert isinstance(results, dict)
     assert set(results) == {"restart_latency", "log_throughput", "start_stop_many", "idle",
-                            "control_plane"}
+                            "control_plane", "alert_matcher"}
 
 
 def test_control_plane_prints_its_figures(quick_run: dict[str, object]) -> None:

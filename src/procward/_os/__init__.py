@@ -6,11 +6,28 @@ never asks which system it runs on.
 
 import sys
 
-from procward._os._base import Child, ExitStatus, Leftover, OutputSink, Platform, SpawnSpec
+from procward._os._base import (
+    Child,
+    ExitStatus,
+    Leftover,
+    NotifySocket,
+    OutputSink,
+    Platform,
+    SpawnSpec,
+)
 
 if sys.platform == "win32":
     from procward._os.windows import PLATFORM
 else:
     from procward._os.posix import PLATFORM
 
-__all__ = ["PLATFORM", "Child", "ExitStatus", "Leftover", "OutputSink", "Platform", "SpawnSpec"]
+__all__ = [
+    "PLATFORM",
+    "Child",
+    "ExitStatus",
+    "Leftover",
+    "NotifySocket",
+    "OutputSink",
+    "Platform",
+    "SpawnSpec",
+]

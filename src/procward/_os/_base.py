@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Child", "ExitStatus", "Leftover", "OutputSink", "Platform", "SpawnSpec"]
+__all__ = [
+    "Child",
+    "ExitStatus",
+    "Leftover",
+    "NotifySocket",
+    "OutputSink",
+    "Platform",
+    "SpawnSpec",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,23 @@ class Leftover:
     name: str
 
 
+class NotifySocket(Protocol):
+    """A datagram socket speaking systemd's notify protocol (``NOTIFY_SOCKET``).
+
+    The kernel tells us who sent each datagram, so a report is attributed to
+    the service whose process sent it, not to whatever the message claims.
+    """
+
+    address: str  # the value children get as NOTIFY_SOCKET
+
+    def fileno(self) -> int: ...
+
+    def receive(self) -> list[tuple[bytes, int, int | None]]:
+        """Every datagram waiting, as (data, sender pid, sender's session id or None)."""
+
+    def close(self) -> None: ...
+
+
 class Platform(Protocol):
     """The operating system seam: one implementation per platform."""
 
@@ -123,3 +148,11 @@ class Platform(Protocol):
     def write_private(self, path: Path, data: bytes) -> None:
         """Replace ``path`` atomically with ``data``, readable only by its owner
         (POSIX mode 0600; on Windows an ACL for the owner, Administrators and SYSTEM)."""
+
+    def open_notify_socket(self, state_dir: Path) -> NotifySocket | None:
+        """A systemd-style notify socket for children, where the OS can say who sent a
+        datagram (Linux); None elsewhere."""
+
+    def system_log(self, message: str, *, error: bool) -> None:
+        """Write one line to the system's log (syslog; the Windows Event Log, source
+        ``procward``); raise OSError if it cannot."""

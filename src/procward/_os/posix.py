@@ -26,13 +26,15 @@ import os
 import resource
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
-from procward._os._base import Child, ExitStatus, Leftover, OutputSink, SpawnSpec
+from procward._os._base import Child, ExitStatus, Leftover, NotifySocket, OutputSink, SpawnSpec
 from procward._os._guardian import process_stat
 from procward.errors import SpawnError, StateDirLocked
 
@@ -439,6 +441,18 @@ class PosixPlatform:
 
         return undo
 
+    def open_notify_socket(self, state_dir: Path) -> NotifySocket | None:
+        if not hasattr(socket, "SO_PASSCRED"):
+            # Without SO_PASSCRED (macOS, BSD) a datagram cannot be traced to its
+            # sender, and any local process could speak for any service.
+            return None
+        return _CredSocket(state_dir)
+
+    def system_log(self, message: str, *, error: bool) -> None:
+        import syslog  # only where a syslog sink is used
+
+        syslog.openlog("procward", syslog.LOG_PID, syslog.LOG_DAEMON)
+        syslog.syslog(syslog.LOG_ERR if error else syslog.LOG_WARNING, message)
 
     def install_reload_handler(
         self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[], None]
@@ -462,6 +476,70 @@ class PosixPlatform:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+
+
+# struct ucred: pid, uid, gid (three C ints).
+_UCRED = struct.Struct("3i")
+# Longest path an AF_UNIX address holds, with room for the terminating NUL.
+_MAX_SUN_PATH = 107
+
+
+class _CredSocket:
+    """The children's NOTIFY_SOCKET: a datagram socket that learns each sender's pid."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._path: Path | None = state_dir / "notify.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            if len(os.fsencode(self._path)) <= _MAX_SUN_PATH:
+                try:
+                    os.unlink(self._path)
+                except FileNotFoundError:
+                    pass
+                sock.bind(os.fspath(self._path))
+                self.address = os.fspath(self._path)
+            else:
+                # A deep state dir: an abstract socket (no file), which sd_notify
+                # clients name with a leading '@'.
+                self._path = None
+                name = f"procward-{os.getpid()}-{os.urandom(8).hex()}"
+                sock.bind("\0" + name)
+                self.address = "@" + name
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive(self) -> list[tuple[bytes, int, int | None]]:
+        got: list[tuple[bytes, int, int | None]] = []
+        while True:
+            try:
+                data, ancillary, _, _ = self._sock.recvmsg(4096, socket.CMSG_SPACE(_UCRED.size))
+            except (BlockingIOError, InterruptedError):
+                return got
+            pid = 0
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    pid = _UCRED.unpack(value[:_UCRED.size])[0]
+            try:
+                session: int | None = os.getsid(pid) if pid > 0 else None
+            except OSError:
+                # The sender is gone already (systemd-notify exits at once): unknown.
+                session = None
+            got.append((data, pid, session))
+
+    def close(self) -> None:
+        self._sock.close()
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
 
 
 class _Lock:

@@ -53,7 +53,7 @@ import win32security
 if TYPE_CHECKING:
     import _win32typing
 
-from procward._os._base import Child, ExitStatus, Leftover, OutputSink, SpawnSpec
+from procward._os._base import Child, ExitStatus, Leftover, NotifySocket, OutputSink, SpawnSpec
 from procward.errors import SpawnError, StateDirLocked
 
 __all__ = ["PLATFORM", "WindowsChild", "WindowsPlatform"]
@@ -507,6 +507,20 @@ class WindowsPlatform:
                 signal.signal(sig, old)
 
         return undo
+
+    def open_notify_socket(self, state_dir: Path) -> NotifySocket | None:
+        # No systemd protocol here: children report over the framed TCP protocol.
+        return None
+
+    def system_log(self, message: str, *, error: bool) -> None:
+        import win32evtlog
+        import win32evtlogutil
+
+        kind = win32evtlog.EVENTLOG_ERROR_TYPE if error else win32evtlog.EVENTLOG_WARNING_TYPE
+        try:
+            win32evtlogutil.ReportEvent("procward", 1, eventType=kind, strings=[message])
+        except pywintypes.error as e:
+            raise OSError(f"cannot write to the Event Log: {e.strerror}") from e
 
 
     def install_reload_handler(

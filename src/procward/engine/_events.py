@@ -23,6 +23,12 @@ class EventKind(StrEnum):
     CONTROL = "control"          # someone started/stopped/restarted/reloaded, and who
     RELOAD = "reload"            # a reload was applied, or refused with the reasons
     AUTH_FAILED = "auth_failed"  # a control request with a missing or unknown token
+    HEALTH = "health"            # an instance became healthy or unhealthy
+    NOTIFY = "notify"            # a program reported READY, STOPPING, MAINPID or a status
+    NOTIFY_REJECTED = "notify_rejected"  # a report was refused: bad frame, no secret, stranger
+    MEMORY_MAX = "memory_max"    # a process tree stayed above memory_max; it is restarted
+    ALERT = "alert"              # an alert fired (a log rule or a built-in one) to its sinks
+    ALERT_FAILED = "alert_failed"  # a sink could not take an alert, after its retries
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from procward._os import Child, ExitStatus, Platform, SpawnSpec
 from procward.config import ServiceConfig
+from procward.engine._alerts import AlertManager, InstanceRules
 from procward.engine._events import Event, EventKind
+from procward.engine._health import UNHEALTHY, HealthCheck, make_probe
 from procward.engine._journal import ChildJournal
 from procward.engine._logs import Compressor, LogWriter
+from procward.engine._notify import NotifyHub, Report
 from procward.engine._policy import StartLimit, backoff_delay, is_success, wants_restart
 from procward.engine._state import TRANSITIONS, IllegalTransition, State
 from procward.errors import SpawnError
@@ -37,6 +40,8 @@ class _Host(Protocol):
     compressor: Compressor
     log_dir: Path
     rng: random.Random
+    notify_hub: NotifyHub
+    alerts: AlertManager
 
     def emit(self, event: Event) -> None: ...
 
@@ -61,6 +66,8 @@ class InstanceStatus:
     exit_code: int | None
     exit_signal: int | None
     reason: str
+    health: str | None = None  # starting | healthy | unhealthy; None without a check
+    status_text: str | None = None  # the program's own STATUS= / notify.status() line
 
     def uptime(self, now: float | None = None) -> float | None:
         if self.started_at is None or self.state is not State.RUNNING:
@@ -80,7 +87,14 @@ class InstanceStatus:
             "exit_code": self.exit_code,
             "exit_signal": self.exit_signal,
             "reason": self.reason,
+            "health": self.health,
+            "status_text": self.status_text,
         }
+
+
+# Variables the daemon may have been given by its own supervisor (systemd): its
+# children must not report to systemd in the daemon's name, so these never pass on.
+_DAEMON_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 class _StoppedOnRequest(Exception):
@@ -112,13 +126,25 @@ class Instance:
             on_problem=self._log_problem, compressor=host.compressor)
         for writer in self.log_writers:
             writer.recover_pending()
-        env = dict(base_env)
+        env = {k: v for k, v in base_env.items() if k not in _DAEMON_ONLY_ENV}
         env.update(config.env)
         # Python children buffer stdout in blocks when it is a pipe; a crash then
         # loses the last lines. Unbuffered unless the service says otherwise.
         env.setdefault("PYTHONUNBUFFERED", "1")
         env["PROCWARD_SERVICE"] = service
         env["PROCWARD_INSTANCE"] = str(index)
+        env.update(host.notify_hub.register(self))
+        health = config.health
+        if health is not None and health.heartbeat is not None:
+            # What sd_watchdog_enabled() reads: a systemd program then sends WATCHDOG=1.
+            env["WATCHDOG_USEC"] = str(int(health.heartbeat * 1_000_000))
+        rules = None if not config.alerts else InstanceRules(
+            service, self.name, list(config.alerts), fire=host.alerts.fire,
+            restart=self.request_restart)
+        self._stdout_sink = self.stdout_log if rules is None else rules.tee(
+            "stdout", self.stdout_log, merged=logs.merge_stderr)
+        self._stderr_sink = self.stderr_log if rules is None or self.stderr_log is None \
+            else rules.tee("stderr", self.stderr_log)
         self._spec = SpawnSpec(list(config.command), config.cwd or Path.cwd(), env,
                                merge_stderr=logs.merge_stderr)
         self.state = State.STOPPED
@@ -132,6 +158,15 @@ class Instance:
         self._stop: asyncio.Future[None] | None = None
         self._attempt = 0
         self._limit = StartLimit(config.start_limit)
+        # Health, notify and memory_max: what the current process reported or showed.
+        self.health: str | None = None
+        self.status_text: str | None = None
+        self.main_pid: int | None = None
+        self.memory_max = config.memory_max
+        self._last_heartbeat = 0.0
+        self._ready: asyncio.Future[None] | None = None
+        self._restart_request: asyncio.Future[str] | None = None
+        self._forced_restart: str | None = None
 
     # -- control --------------------------------------------------------------
 
@@ -174,8 +209,64 @@ class Instance:
             name=self.name, service=self.service, index=self.index, state=self.state,
             pid=self.pid, started_at=self.started_at, restarts=self.restarts,
             exit_code=last.code if last else None, exit_signal=last.signal if last else None,
-            reason=self.reason,
+            reason=self.reason, health=self.health, status_text=self.status_text,
         )
+
+    def request_restart(self, why: str) -> None:
+        """Restart the running process (stop_signal, then kill) for ``why``; ignored when idle."""
+        if self._restart_request is not None and not self._restart_request.done():
+            self._restart_request.set_result(why)
+
+    # -- reports from the program, its health and its memory -------------------
+
+    def notified(self, report: Report) -> None:
+        """A report from one of this instance's processes (via the notify hub)."""
+        if report.status is not None:
+            self.status_text = report.status
+        if report.kind == "heartbeat":
+            self._last_heartbeat = asyncio.get_running_loop().time()
+        elif report.kind in ("ready", "stopping", "mainpid"):
+            if report.kind == "ready" and self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            if report.kind == "mainpid":
+                self.main_pid = report.main_pid
+            what = report.kind.upper() + (f" {report.main_pid}" if report.main_pid else "")
+            # sender_pid, not pid: a framed report's pid is only what the sender claims.
+            self._host.emit(Event(EventKind.NOTIFY, f"reported {what}", self.name,
+                                  {"report": report.kind, "via": report.via,
+                                   "sender_pid": report.pid, "main_pid": report.main_pid,
+                                   "status": report.status}))
+
+    def memory_exceeded(self, rss: int) -> None:
+        limit = self.memory_max or 0
+        self._host.emit(Event(EventKind.MEMORY_MAX,
+                              f"process tree uses {rss} bytes, over memory_max {limit}; "
+                              "restarting", self.name,
+                              {"rss": rss, "memory_max": limit, "pid": self.pid}))
+        self.request_restart(f"memory {rss} bytes over memory_max {limit}")
+
+    def _health_changed(self, status: str, detail: str, failures: int) -> None:
+        health = self.config.health
+        assert health is not None
+        self.health = status
+        self._host.emit(Event(EventKind.HEALTH, f"{status}: {detail}", self.name,
+                              {"health": status, "detail": detail, "failures": failures,
+                               "on_unhealthy": health.on_unhealthy, "pid": self.pid,
+                               "service_name": self.service}))
+        self._host.state_changed()
+        if status == UNHEALTHY and health.on_unhealthy == "restart":
+            self.request_restart(f"unhealthy: {detail}")
+
+    def _start_health(self) -> asyncio.Task[None] | None:
+        health = self.config.health
+        if health is None:
+            return None
+        loop = asyncio.get_running_loop()
+        self.health = "starting"
+        probe = make_probe(health, cwd=self._spec.cwd, env=self._spec.env,
+                           last_heartbeat=lambda: self._last_heartbeat, clock=loop.time)
+        check = HealthCheck(health, probe, self._health_changed)
+        return loop.create_task(check.run(), name=f"procward:health:{self.name}")
 
     # -- the lifecycle --------------------------------------------------------
 
@@ -185,18 +276,19 @@ class Instance:
         old, self.state, self.reason = self.state, state, reason
         message = f"{state}: {reason}" if reason else str(state)
         self._host.emit(Event(EventKind.STATE, message, self.name,
-                              {"state": str(state), "from": str(old), "pid": self.pid, **fields}))
+                              {"state": str(state), "from": str(old), "pid": self.pid,
+                               "restarts": self.restarts, **fields}))
         self._host.state_changed()
 
     def _stop_requested(self) -> bool:
         return self._stop is not None and self._stop.done()
 
-    async def _wait(self, fut: asyncio.Future[Any] | None, timeout: float | None) -> None:
-        """Wait for ``fut``, the stop request, or ``timeout``, whichever comes first."""
+    async def _wait(self, fut: asyncio.Future[Any] | None, timeout: float | None,
+                    *more: asyncio.Future[Any] | None) -> None:
+        """Wait for ``fut`` (or any of ``more``), the stop request, or ``timeout``."""
         assert self._stop is not None
         waits: set[asyncio.Future[Any]] = {self._stop}
-        if fut is not None:
-            waits.add(fut)
+        waits.update(f for f in (fut, *more) if f is not None)
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
     async def _guarded_lifecycle(self) -> None:
@@ -230,10 +322,11 @@ class Instance:
             except _StoppedOnRequest:
                 return
             uptime = loop.time() - began
+            forced, self._forced_restart = self._forced_restart, None
             if self._stop_requested():
                 self._set(State.STOPPED, _describe(status))
                 return
-            if not wants_restart(cfg.restart, status, cfg.success_exit_codes):
+            if forced is None and not wants_restart(cfg.restart, status, cfg.success_exit_codes):
                 how = "finished" if is_success(status, cfg.success_exit_codes) else "ended"
                 self._set(State.EXITED, f"{how}: {_describe(status)}; restart = {cfg.restart}")
                 return
@@ -247,7 +340,7 @@ class Instance:
             self.restarts += 1
             if started:
                 # It had started: run it again at once, no backoff.
-                reason = f"restart after {_describe(status)}"
+                reason = f"restart: {forced}" if forced else f"restart after {_describe(status)}"
                 continue
             delay = backoff_delay(cfg.backoff, self._attempt, self._host.rng)
             self._attempt += 1
@@ -266,7 +359,7 @@ class Instance:
         host, cfg = self._host, self.config
         loop = asyncio.get_running_loop()
         try:
-            child = host.platform.spawn(loop, self._spec, self.stdout_log, self.stderr_log)
+            child = host.platform.spawn(loop, self._spec, self._stdout_sink, self._stderr_sink)
         except SpawnError as e:
             self.pid = None
             self.last_exit = None
@@ -277,23 +370,61 @@ class Instance:
             return None, False
         self._child, self.pid, self.started_at = child, child.pid, time.time()
         host.journal.add(child.pid, child.create_time, self.name)
-        self._set(State.STARTING, reason)
+        self._ready = loop.create_future() if cfg.notify else None
+        self._restart_request = loop.create_future()
+        self._last_heartbeat = loop.time()
+        self.status_text = self.main_pid = None
+        self._set(State.STARTING, "waiting for READY" if cfg.notify and not reason else reason)
+        health = self._start_health()
+        try:
+            return await self._watch(child)
+        finally:
+            if health is not None:
+                health.cancel()
+            self.health = None
+            self._ready = self._restart_request = None
+
+    async def _watch(self, child: Child) -> tuple[ExitStatus | None, bool]:
+        cfg = self.config
         started = False
-        if cfg.start_seconds > 0:
-            await self._wait(child.exited, cfg.start_seconds)
-        if not child.exited.done():
+        if self._ready is not None:
+            # notify = true: started means READY, however long it takes.
+            await self._wait(child.exited, None, self._ready, self._restart_request)
+        elif cfg.start_seconds > 0:
+            await self._wait(child.exited, cfg.start_seconds, self._restart_request)
+        if not child.exited.done() and not self._restart_wanted():
             if self._stop_requested():
                 await self._terminate(child)
                 raise _StoppedOnRequest
             started = True
             self._set(State.RUNNING)
-            await self._wait(child.exited, None)
-            if not child.exited.done():
+            await self._wait(child.exited, None, self._restart_request)
+        if not child.exited.done():
+            if self._stop_requested():
                 await self._terminate(child)
                 raise _StoppedOnRequest
+            assert self._restart_request is not None
+            return await self._restart(child, self._restart_request.result()), started
         status = child.exited.result()
         self._ended(child, status)
         return status, started
+
+    def _restart_wanted(self) -> bool:
+        return self._restart_request is not None and self._restart_request.done()
+
+    async def _restart(self, child: Child, why: str) -> ExitStatus:
+        """Stop the process for a restart the daemon decided on (unhealthy, memory, a rule)."""
+        cfg = self.config
+        self._forced_restart = why
+        self._set(State.STOPPING, f"restarting: {why}")
+        child.stop(cfg.stop_signal)
+        await asyncio.wait({child.exited}, timeout=cfg.stop_timeout)
+        if not child.exited.done():
+            child.kill_tree()
+            await child.exited
+        status = child.exited.result()
+        self._ended(child, status)
+        return status
 
     def _ended(self, child: Child, status: ExitStatus) -> None:
         self._host.journal.remove(child.pid)

@@ -7,6 +7,9 @@
                    │                               failed: start limit hit
                    ▼
                  failed
+
+A restart the daemon decides on (unhealthy, memory_max, an alert rule) goes
+running ──► stopping ──► starting (or backoff / failed, as after a death).
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.RUNNING: frozenset({_S.STARTING, _S.BACKOFF, _S.STOPPING, _S.STOPPED, _S.EXITED,
                            _S.FAILED}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.FAILED}),
-    _S.STOPPING: frozenset({_S.STOPPED}),
+    # stopping -> starting/backoff/failed: a restart the daemon decided on (unhealthy,
+    # memory_max, an alert rule), at once if it had started, else after backoff.
+    _S.STOPPING: frozenset({_S.STOPPED, _S.STARTING, _S.BACKOFF, _S.FAILED}),
     _S.EXITED: frozenset({_S.STARTING}),
     _S.FAILED: frozenset({_S.STARTING}),
 }

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 
 from procward._os import PLATFORM, Platform
 from procward.config import Config, LogSettings
+from procward.engine._alerts import AlertManager
 from procward.engine._events import Event, EventBus, EventKind
 from procward.engine._instance import Instance, InstanceStatus
 from procward.engine._journal import ChildJournal
 from procward.engine._logs import Compressor, LogWriter
+from procward.engine._memory import MemoryWatch
+from procward.engine._notify import NotifyHub
 from procward.engine._state import State
 from procward.errors import UnknownService
 
@@ -78,6 +81,9 @@ class Supervisor:
         self._sweeper: asyncio.TimerHandle | None = None
         self._running = False
         self._release_guard: Callable[[], None] | None = None
+        self.notify_hub = NotifyHub(platform, self.state_dir, self.emit)
+        self.alerts = AlertManager(config.alerts, platform, self.emit)
+        self._memory: MemoryWatch | None = None
 
     # -- start and stop the whole daemon --------------------------------------
 
@@ -94,6 +100,7 @@ class Supervisor:
         self._event_log = LogWriter(self.events_path, _EVENT_LOG,
                                     on_problem=self._event_log_problem)
         self.bus.subscribe(self._write_event)
+        self.bus.subscribe(self.alerts.on_event)
         self._running = True
         old, new = self.platform.raise_open_files_limit()
         self.emit(Event(EventKind.DAEMON, f"procward started (pid {os.getpid()})", None,
@@ -102,6 +109,8 @@ class Supervisor:
         self._reap_leftovers()
         self.journal.open()
         self._release_guard = self.platform.guard_children(self.journal.path)
+        # Before the instances: their environment names the listener's port.
+        await self.notify_hub.start()
         if before_services is not None:
             await before_services()
         for name, cfg in self.config.services.items():
@@ -112,6 +121,9 @@ class Supervisor:
             if cfg.autostart:
                 for inst in self._instances[name]:
                     inst.start()
+        if any(cfg.memory_max is not None for cfg in self.config.services.values()):
+            self._memory = MemoryWatch(self.instances)
+            self._memory.start()
         self._sweeper = loop.call_later(_IDLE_CLOSE, self._sweep)
 
     def _reap_leftovers(self) -> None:
@@ -132,6 +144,10 @@ class Supervisor:
         self._running = False
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._memory is not None:
+            await self._memory.close()
+        await self.notify_hub.close()
+        await self.alerts.close()
         for inst in self.instances():
             for writer in inst.log_writers:
                 writer.close()
@@ -232,10 +248,17 @@ class Supervisor:
         for inst in going:
             for writer in inst.log_writers:
                 writer.close()
+            self.notify_hub.unregister(inst)
         for n in removed:
             self._instances.pop(n, None)
         self.config = new
         self._order = list(new.services)
+        # Sinks are looked up when an alert fires: new ones apply to the next alert.
+        self.alerts.update(new.alerts)
+        if self._memory is None and any(
+                cfg.memory_max is not None for cfg in new.services.values()):
+            self._memory = MemoryWatch(self.instances)
+            self._memory.start()
         for n in added + changed:
             cfg = new.services[n]
             self._instances[n] = [Instance(self, n, i, cfg, self._environ)
@@ -264,7 +287,10 @@ class Supervisor:
     def dependencies_ready(self, instance: Instance) -> bool:
         for dep in instance.config.depends_on:
             for other in self._instances.get(dep, []):
-                ready = other.state is State.RUNNING or (
+                # A dependency with a health check must also be healthy.
+                running = other.state is State.RUNNING and (
+                    other.config.health is None or other.health == "healthy")
+                ready = running or (
                     other.state is State.EXITED and other.last_exit is not None
                     and other.last_exit.code in other.config.success_exit_codes
                 )
