@@ -157,8 +157,24 @@ class Service:
 
     def install(self, *, user: bool = False, start_type: StartType | None = None,
                 account: str | None = None, password: str | None = None) -> None:
-        self._manager().install(self.spec(user=user, start_type=start_type, account=account,
-                                          password=password))
+        """Register the service; an auto (or delayed) one is started now as well."""
+        spec = self.spec(user=user, start_type=start_type, account=account, password=password)
+        mgr = self._manager()
+        mgr.install(spec)
+        if spec.start_type not in ("auto", "delayed"):
+            return
+        # systemd (enable --now) and launchd (RunAtLoad) start it as they install it;
+        # the Windows SCM only registers it until the next boot: start it here, so
+        # `install` means the same everywhere. Only a service that never ran.
+        try:
+            if mgr.status(self.name, user_scope=user).state == "stopped":
+                mgr.start(self.name, user_scope=user)
+        except OsHostError as e:
+            try:
+                mgr.uninstall(self.name, user_scope=user)  # leave nothing half-done
+            except OsHostError:
+                pass
+            raise OsHostError(f"{e}; the service was not left installed") from None
 
     def uninstall(self, *, user: bool = False) -> None:
         self._manager().uninstall(self.name, user_scope=user)
@@ -255,8 +271,10 @@ class Service:
                 print("\n".join(f"{k} = {v!r}" for k, v in vars(spec).items()
                                 if k != "password"))
             return 0
-        mgr.install(spec)
-        print(f"installed the service {self.name}")
+        self.install(user=args.user, start_type=args.start_type, account=args.account,
+                     password=password)
+        started = spec.start_type in ("auto", "delayed")
+        print(f"installed the service {self.name}" + (" and started it" if started else ""))
         return 0
 
     def _cli_status(self, args: argparse.Namespace) -> int:

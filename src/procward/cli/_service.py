@@ -194,8 +194,24 @@ def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
     except OsHostError as e:
         print(f"procward: {e}", file=sys.stderr)
         return 1
-    scope = " --user" if spec.user_scope else ""
     started = spec.start_type in ("auto", "delayed")
+    if started:
+        # systemd (enable --now) and launchd (RunAtLoad) start an auto service as
+        # they install it; the Windows SCM only registers it (an auto service
+        # first starts at the next boot), so it is started here, as promised.
+        try:
+            # Only a service that never ran: one systemd started (or saw fail) is left be.
+            if mgr.status(spec.name, user_scope=spec.user_scope).state == "stopped":
+                mgr.start(spec.name, user_scope=spec.user_scope)
+        except OsHostError as e:
+            # A failed install leaves nothing behind: the service goes again.
+            try:
+                mgr.uninstall(spec.name, user_scope=spec.user_scope)
+            except OsHostError:
+                pass
+            print(f"procward: {e}; the service was not left installed", file=sys.stderr)
+            return 1
+    scope = " --user" if spec.user_scope else ""
     print(f"installed the service {spec.name}" + (" and started it" if started else ""))
     print(f"  status:    procward service status --name {spec.name}{scope}")
     if not started:
