@@ -438,7 +438,10 @@ def _writers(ws: common.Workspace, child: common.ChildProgram, tag: str, *, coun
     daemon.launch([common.Service(f"w{i}", child.writer(lines, gos[i].path, reports[i]),
                                   restart=False, start_seconds=0, max_size=max_size, keep=keep)
                    for i in range(count)])
-    daemon.wait_ready()
+    try:
+        daemon.wait_ready()
+    except common.BenchError as e:
+        raise common.BenchError(f"{e}\n{daemon.describe()}") from None
     for g in gos:
         g.wait_ready()
     endpoint = procward_endpoint(daemon)
