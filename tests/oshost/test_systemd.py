@@ -222,7 +222,9 @@ def test_host_speaks_sd_notify_and_keeps_it_from_children(tmp_path: Path) -> Non
         time.sleep(120)
     """)
     config = tmp_path / "procward.toml"
-    config.write_text(f"[services.child]\ncommand = {json.dumps([sys.executable, '-c', child])}\n"
+    # Port 0: the daemon's API takes any free port, never colliding with another test.
+    config.write_text('[api]\nlisten = "127.0.0.1:0"\n'
+                      f"[services.child]\ncommand = {json.dumps([sys.executable, '-c', child])}\n"
                       'stop_timeout = "5s"\n')
     systemd = _FakeSystemdSocket(tmp_path)
     env = {**os.environ, "NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "2000000"}
