@@ -51,6 +51,11 @@ _READ_BUFFER = memoryview(bytearray(1024 * 1024))
 _BIG_PIPE = 1024 * 1024
 _MAX_BIG_PIPES = 64
 _READS_PER_WAKEUP = 8
+# Bytes all pipes together may move in one pass of the event loop. A busy
+# writer refills its pipe as fast as we empty it, so without a cap one pass
+# could copy tens of megabytes while an API request or a child's exit waits
+# for the next pass; at this size a pass takes about a millisecond.
+_PASS_BUDGET = 4 * 1024 * 1024
 
 _SIGNALS = {
     "TERM": signal.SIGTERM,
@@ -152,6 +157,42 @@ def _reaper(loop: asyncio.AbstractEventLoop) -> _PidfdReaper | _SigchldReaper:
     return reaper
 
 
+class _PassBudget:
+    """What is left of ``_PASS_BUDGET`` in the current pass of one loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.left = _PASS_BUDGET
+        self._armed = False
+
+    def open(self) -> bool:
+        """True if this pass may still read; the first call of a pass arranges the refill.
+
+        The refill is queued with call_soon, so it runs at the start of the next
+        pass, before that pass's reader callbacks.
+        """
+        if not self._armed:
+            self._armed = True
+            self._loop.call_soon(self._refill)
+        return self.left > 0
+
+    def _refill(self) -> None:
+        self.left = _PASS_BUDGET
+        self._armed = False
+
+
+_budgets: dict[asyncio.AbstractEventLoop, _PassBudget] = {}
+
+
+def _budget(loop: asyncio.AbstractEventLoop) -> _PassBudget:
+    budget = _budgets.get(loop)
+    if budget is None:
+        for old in [lp for lp in _budgets if lp.is_closed()]:
+            del _budgets[old]
+        budget = _budgets[loop] = _PassBudget(loop)
+    return budget
+
+
 class _PipeReader:
     """Moves bytes from one child pipe into a sink as soon as they arrive."""
 
@@ -162,31 +203,38 @@ class _PipeReader:
         self._fd = fd
         self._sink = sink
         self._grown = False
+        self._budget = _budget(loop)
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._on_readable)
 
-    def _read_once(self) -> bool:
-        """Pass one read to the sink; False at end of file or when nothing is there."""
+    def _read_once(self) -> int:
+        """Pass one read to the sink; how many bytes (0 at end of file or when empty)."""
         try:
             n = os.readv(self._fd, [_READ_BUFFER])
         except BlockingIOError:
-            return False
+            return 0
         except OSError:
             n = 0
         if not n:
             self.close()
-            return False
+            return 0
         if n >= 65536 and not self._grown:
             self._grow()
         self._sink.feed(_READ_BUFFER[:n])
-        return True
+        return n
 
     def _on_readable(self) -> None:
         # A busy writer has refilled the pipe by the time one chunk is written:
-        # take a few chunks per wake-up instead of one loop pass each.
+        # take a few chunks per wake-up instead of one loop pass each, within
+        # the pass's budget. Over it, the pipe stays readable for the next pass.
+        budget = self._budget
         for _ in range(_READS_PER_WAKEUP):
-            if not self._read_once():
+            if not budget.open():
                 return
+            n = self._read_once()
+            if not n:
+                return
+            budget.left -= n
 
     def _grow(self) -> None:
         self._grown = True

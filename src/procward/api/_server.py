@@ -2,18 +2,20 @@
 
 The socket is bound here, before any service starts, so "address in use"
 becomes a clear error at start (uvicorn would ``sys.exit`` from inside the
-loop). uvicorn's own signal capture is switched off: the daemon owns Ctrl+C.
+loop). Only uvicorn's ``startup()`` and ``shutdown()`` are used, not
+``serve()``: its main loop wakes ten times a second for ever (to refresh the
+Date header and watch for exit), which was most of an idle daemon's CPU. So
+answers carry no Date header, and uvicorn never touches the signal handlers
+(the daemon owns Ctrl+C).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import socket
 import ssl
-from collections.abc import Generator
 from pathlib import Path
 
 import uvicorn
@@ -30,13 +32,6 @@ __all__ = ["API_FILE", "ApiServer"]
 # Written into the state dir while the API is up: where the local CLI finds it.
 API_FILE = "api.json"
 _UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # The daemon handles SIGINT/SIGTERM itself; uvicorn must not take them over.
-        yield
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -65,8 +60,7 @@ class ApiServer:
         self.tokens = TokenStore(state_dir)
         self.state_dir = state_dir
         self._control = control
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: uvicorn.Server | None = None
         self.url = ""
 
     async def start(self) -> None:
@@ -79,7 +73,7 @@ class ApiServer:
         config = uvicorn.Config(
             build_app(self._control, self.tokens), lifespan="off", log_config=None,
             access_log=False, http="h11", ws="none", interface="asgi3",
-            timeout_graceful_shutdown=2, server_header=False,
+            timeout_graceful_shutdown=2, server_header=False, date_header=False,
             ssl_certfile=str(s.tls_cert) if tls else None,
             ssl_keyfile=str(s.tls_key) if s.tls_key else None,
             ssl_ca_certs=str(s.client_ca) if s.client_ca else None,
@@ -91,9 +85,10 @@ class ApiServer:
             sock.close()
             raise ProcwardError(f"the control API cannot load its TLS files: {e}; check "
                                 "[api] tls_cert, tls_key and client_ca") from None
-        self._server = _Server(config)
-        self._task = asyncio.get_running_loop().create_task(
-            self._server.serve(sockets=[sock]), name="procward:api")
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
         local = _UNSPECIFIED.get(host, host)
         shown = f"[{local}]" if ":" in local else local
         self.url = f"{'https' if tls else 'http'}://{shown}:{port}"
@@ -102,19 +97,11 @@ class ApiServer:
                 "client_cert_required": s.client_ca is not None}
         self._control.supervisor.platform.write_private(
             self.state_dir / API_FILE, (json.dumps(info) + "\n").encode())
-        # Serving starts on the loop's next turns; wait until uvicorn says it has.
-        while not self._server.started and not self._task.done():
-            await asyncio.sleep(0.01)
-        if self._task.done():
-            self._task.result()
 
     async def close(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / API_FILE).unlink()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5)
-            except TimeoutError:
-                self._server.force_exit = True
-                await self._task
+        if self._server is not None:
+            server, self._server = self._server, None
+            # Open follow streams are ended after timeout_graceful_shutdown.
+            await server.shutdown()
