@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-from wine import WinePython, windows_path
+from wine import WinePython, processes_with, wait_for, windows_path
 
 pytestmark = pytest.mark.wine
 
@@ -34,24 +32,6 @@ while True:
     i += 1
     time.sleep(0.2)
 """
-
-
-def service_processes(marker: str) -> list[psutil.Process]:
-    """Linux processes running the service's script: Wine shows their Windows command line."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(marker in part for part in proc.info["cmdline"] or ()):
-            found.append(proc)
-    return found
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float) -> None:
-    # The daemon is another OS's process writing a file: nothing to await but the file.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -88,20 +68,20 @@ def test_ctrl_c_stops_the_daemon_and_its_service(daemon: Daemon) -> None:
     marker = windows_path(folder / "service.py")
     log = (folder / "logs" / "ticker.out.log").read_text()
     assert log.startswith("service pid ")
-    assert len(service_processes(marker)) == 2  # the service and its helper
+    assert len(processes_with(marker)) == 2  # the service and its helper
     os.kill(proc.pid, signal.SIGINT)  # Wine delivers it as a Ctrl+C console event
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert "received INT: stopping all services" in output
     assert "procward stopped" in (folder / "logs" / "procward.events.jsonl").read_text()
-    assert service_processes(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_killing_the_daemon_leaves_no_service_process(daemon: Daemon) -> None:
     """A daemon killed outright takes its services with it: the Job Objects die with it."""
     proc, folder = daemon
     marker = windows_path(folder / "service.py")
-    assert len(service_processes(marker)) == 2
+    assert len(processes_with(marker)) == 2
     proc.kill()
     proc.communicate(timeout=30)
-    wait_for(lambda: not service_processes(marker), "the service tree to end", 10)
+    wait_for(lambda: not processes_with(marker), "the service tree to end", 10)

@@ -25,52 +25,19 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from wine import SCRIPTS, WinePython, windows_path
+from wine import CHILD, SCRIPTS, WinePython, processes_with, wait_for, windows_path
 
 pytestmark = pytest.mark.wine
 
 # The value pywin32 reports as the service-specific exit code when SvcRun raised.
 SERVICE_SPECIFIC_FAILURE = 0x20000001
-
-CHILD = """\
-import os, subprocess, sys, time
-if sys.argv[1:] == ["helper"]:
-    time.sleep(300)
-    sys.exit()
-helper = subprocess.Popen([sys.executable, __file__, "helper"])
-print(f"{sys.argv[1]} pid {os.getpid()} helper {helper.pid}", flush=True)
-i = 0
-while True:
-    print(f"{sys.argv[1]} line {i}", flush=True)
-    i += 1
-    time.sleep(0.2)
-"""
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float) -> None:
-    # Another OS's processes writing files and registry: nothing to await but them.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-
-
-def processes_with(marker: str) -> list[psutil.Process]:
-    """Linux processes whose (Windows) command line mentions ``marker``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(marker in part for part in proc.info["cmdline"] or ()):
-            found.append(proc)
-    return found
 
 
 class Scm:

@@ -30,42 +30,16 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from wine import SCRIPTS, WinePython, windows_path
+from wine import CHILD, SCRIPTS, WinePython, wait_for, windows_path
 
 pytestmark = pytest.mark.wine
-
-# A program for the daemon to supervise: it starts a helper (a grandchild of the
-# daemon), says both Windows pids, then prints a line every 0.2 s.
-CHILD = """\
-import os, subprocess, sys, time
-if sys.argv[1:] == ["helper"]:
-    time.sleep(300)
-    sys.exit()
-helper = subprocess.Popen([sys.executable, __file__, "helper"])
-print(f"{sys.argv[1]} pid {os.getpid()} helper {helper.pid}", flush=True)
-i = 0
-while True:
-    print(f"{sys.argv[1]} line {i}", flush=True)
-    i += 1
-    time.sleep(0.2)
-"""
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float) -> None:
-    # Another OS's processes writing files and registry: nothing to await but them.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def processes_with(marker: str) -> list[psutil.Process]:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any
+
+import psutil
 
 __all__ = ["CACHE", "REPO", "SCRIPTS", "SETUP", "WinePython", "windows_path"]
 
@@ -83,3 +87,40 @@ class WinePython:
             f"{name} {' '.join(args)} printed no JSON result (exit {done.returncode})\n"
             f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
         )
+
+
+# A program for a daemon to supervise: it starts a helper (a grandchild of the
+# daemon), says both Windows pids, then prints a line every 0.2 s.
+CHILD = """\
+import os, subprocess, sys, time
+if sys.argv[1:] == ["helper"]:
+    time.sleep(300)
+    sys.exit()
+helper = subprocess.Popen([sys.executable, __file__, "helper"])
+print(f"{sys.argv[1]} pid {os.getpid()} helper {helper.pid}", flush=True)
+i = 0
+while True:
+    print(f"{sys.argv[1]} line {i}", flush=True)
+    i += 1
+    time.sleep(0.2)
+"""
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float,
+             every: float = 0.2) -> None:
+    """Poll ``predicate``: another OS's processes write files and registry, and
+    there is nothing else to await."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def processes_with(marker: str) -> list[psutil.Process]:
+    """Running Linux processes whose (Windows) command line mentions ``marker``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(marker in part for part in proc.info["cmdline"] or ()):
+            found.append(proc)
+    return found

@@ -10,6 +10,7 @@ One module per platform implements :class:`ServiceManager`; nothing outside
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = [
     "ServiceStatus",
     "StartType",
     "python_for_service",
+    "run_manager_command",
 ]
 
 StartType = Literal["auto", "delayed", "manual", "disabled"]
@@ -133,3 +135,18 @@ class Describes(Protocol):
     """
 
     def describe(self, spec: ServiceSpec) -> str: ...
+
+
+def run_manager_command(command: list[str], *, check: bool = True
+                        ) -> subprocess.CompletedProcess[str]:
+    """Run a service manager's tool (systemctl, launchctl); OsHostError with its own
+    words when it cannot run or, with ``check``, when it fails."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise OsHostError(f"{' '.join(command)} failed: {e}") from None
+    if check and done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip() or f"exit {done.returncode}"
+        raise OsHostError(f"{' '.join(command)} failed: {reason}")
+    return done

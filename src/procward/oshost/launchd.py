@@ -24,6 +24,7 @@ from procward.oshost._base import (
     OsHostError,
     ServiceSpec,
     ServiceStatus,
+    run_manager_command,
 )
 from procward.oshost._hosting import StderrReporter, call_body, stop_on_signals
 
@@ -121,15 +122,7 @@ class LaunchdManager:
                               "Run `procward run` from this system's own service manager")
 
     def _call(self, command: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                  stdin=subprocess.DEVNULL, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise OsHostError(f"{' '.join(command)} failed: {e}") from None
-        if check and done.returncode != 0:
-            reason = (done.stderr or done.stdout).strip() or f"exit {done.returncode}"
-            raise OsHostError(f"{' '.join(command)} failed: {reason}")
-        return done
+        return run_manager_command(command, check=check)
 
     def install(self, spec: ServiceSpec) -> None:
         data = render_plist(spec)
