@@ -1,5 +1,5 @@
 """``python -m procward`` runs the command-line interface."""
 
-from procward.cli import main
+from procward.cli import console
 
-raise SystemExit(main())
+console()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from procward import __version__
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "main"]
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "console", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -63,3 +63,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_FAILED
+
+
+def console() -> None:
+    """The ``procward`` program: ``main()``, then leave without tearing the interpreter down.
+
+    Everything a command writes is closed or flushed by the time it returns;
+    what is left is freeing objects one by one, which after ``procward run``
+    with hundreds of services took 0.1 s of the stop. ``main()`` stays a normal
+    function for callers that embed it.
+    """
+    import os
+
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)
