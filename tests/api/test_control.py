@@ -260,6 +260,8 @@ def test_tokens_and_roles(start_daemon: Any) -> None:
     assert reader not in stored, "tokens are kept only as hashes"
     assert oct((d.state / "tokens.json").stat().st_mode & 0o777) == "0o600"
     assert oct((d.state / "admin.token").stat().st_mode & 0o777) == "0o600"
+    # The address holds no secret: another user, with a token of their own, finds it.
+    assert (d.state / "api.json").stat().st_mode & 0o004
     assert d.http("GET", "/v1/services", token=reader)[0] == 200
     code, body = d.http("POST", "/v1/stop", token=reader, body={"names": ["ticker"]})
     assert code == 403 and "admin" in body["error"]

@@ -95,8 +95,12 @@ class ApiServer:
         info = {"url": self.url, "pid": os.getpid(), "tls": tls,
                 "cafile": str(s.tls_cert) if tls else None,
                 "client_cert_required": s.client_ca is not None}
-        self._control.supervisor.platform.write_private(
-            self.state_dir / API_FILE, (json.dumps(info) + "\n").encode())
+        # Readable by all (it holds no secret): another user with a token of
+        # their own finds the address here; the token file stays owner-only.
+        path = self.state_dir / API_FILE
+        tmp = path.with_name(f".{API_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
 
     async def close(self) -> None:
         with contextlib.suppress(FileNotFoundError):

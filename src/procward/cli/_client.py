@@ -146,7 +146,8 @@ def _target(args: argparse.Namespace) -> _Target:
 
 def _unreadable(path: Path) -> ClientError:
     return ClientError(f"cannot read {path}: it belongs to the user that runs procward; run "
-                       "this as that user (or with sudo / an elevated prompt), or pass --token",
+                       "this as that user (or with sudo / an elevated prompt), or pass a token "
+                       "of your own with --token (`procward token new NAME` makes one)",
                        EXIT_FAILED)
 
 
