@@ -7,12 +7,15 @@ of services. ``/metrics``, scraped rarely, sums the whole process tree.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 import psutil
 
 __all__ = ["ResourceSampler", "Usage"]
+
+_CORES = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,10 @@ class ResourceSampler:
         elapsed = now - last_at
         percent = 100.0 * (cpu - last_cpu) / elapsed if elapsed > 0 else 0.0
         self._seen[pid] = (proc, cpu, now)
-        return Usage(round(max(percent, 0.0), 1), rss, cpu)
+        # Clocks of different resolution (process CPU times against wall time) can
+        # claim more than the machine has over a tiny interval: never show that.
+        percent = min(max(percent, 0.0), 100.0 * _CORES)
+        return Usage(round(percent, 1), rss, cpu)
 
     def forget_except(self, live: set[int]) -> None:
         for pid in [p for p in self._seen if p not in live]:
