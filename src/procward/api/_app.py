@@ -33,6 +33,7 @@ __all__ = ["build_app"]
 Handler = Callable[[Request, TokenInfo], Awaitable[Response]]
 
 _MAX_LINES = 100_000
+_ALIVE = ("starting", "running", "stopping")
 # Failed attempts from one address: each answer waits longer, up to this.
 _MAX_DELAY = 5.0
 _MAX_TRACKED = 4096
@@ -187,8 +188,10 @@ def build_app(control: Control, tokens: TokenStore) -> Starlette:
         for st in control.status(names):
             row = st.to_dict()
             row.setdefault("health", None)
-            usage = sampler.usage(st.pid, st.started_at) if st.pid else None
-            if st.pid:
+            # The pid of an instance that has ended may be another process's by now.
+            alive = st.pid is not None and str(st.state) in _ALIVE
+            usage = sampler.usage(st.pid, st.started_at) if alive else None
+            if alive and st.pid is not None:
                 live.add(st.pid)
             row["cpu_percent"] = usage.cpu_percent if usage else None
             row["memory_rss"] = usage.rss if usage else None
