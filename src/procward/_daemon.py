@@ -61,7 +61,8 @@ async def run_daemon(
 
     ``install_signals=False`` for a daemon hosted off the main thread (the
     Windows SCM runs the service body on its own thread), which then stops
-    through ``stop_switch``.
+    through ``stop_switch``. ``reload_config`` reads the file again for
+    ``procward reload`` and SIGHUP; ``on_api`` hears the API's URL once it serves.
     """
     loop = asyncio.get_running_loop()
     supervisor = Supervisor(config)
