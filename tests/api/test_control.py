@@ -382,3 +382,19 @@ def test_concurrent_status_requests_all_answer(start_daemon: Any) -> None:
     for t in threads:
         t.join()
     assert results == [200] * 50
+
+
+def test_status_shows_health(start_daemon: Any) -> None:
+    """A service with a health check reports it in status (table and JSON); one without, none."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = python(f"import http.server as h; h.HTTPServer(('127.0.0.1', {port}), "
+                    "h.SimpleHTTPRequestHandler).serve_forever()")
+    d = start_daemon(_services(web=f"command = {toml_list(server)}\nstart_seconds = 0.1\n"
+                                   f'[services.web.health]\nhttp = "http://127.0.0.1:{port}/"\n'
+                                   'interval = "0.2s"\nstart_period = "5s"'))
+    rows = d.wait(lambda r: r.get("web", {}).get("health") == "healthy", "web healthy")
+    assert rows["ticker"]["health"] is None
+    table = d.cli("status", "web").stdout.splitlines()
+    assert "healthy" in table[1].split()
