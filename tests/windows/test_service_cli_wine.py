@@ -232,6 +232,13 @@ def test_service_install_sc_start_stop_uninstall(win: Windows) -> None:
     assert {rows["alpha"]["pid"], rows["beta"]["pid"]} <= set(pids)
     assert win.alive(pids, marker) == pids
     assert win.alive([state["pid"]], name) == [state["pid"]]
+    # And the Windows CLI itself, which reads the same files as Windows sees them.
+    done = win.procward("restart", "beta", "-c", windows_path(config))
+    assert done.returncode == 0 and "restarted: beta" in done.stdout, done.stdout + done.stderr
+    done = win.procward("status", "beta", "--json", "-c", windows_path(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = json.loads(done.stdout)["services"][0]
+    assert again["name"] == "beta" and again["pid"] != rows["beta"]["pid"]
 
     code, output = win.sc("stop", name)
     assert code == 0, output
