@@ -25,14 +25,12 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from wine import CHILD, SCRIPTS, WinePython, processes_with, wait_for, windows_path
+from wine import CHILD, SCRIPTS, ServiceHost, WinePython, processes_with, wait_for, windows_path
 
 pytestmark = pytest.mark.wine
 
@@ -40,21 +38,8 @@ pytestmark = pytest.mark.wine
 SERVICE_SPECIFIC_FAILURE = 0x20000001
 
 
-class Scm:
+class Scm(ServiceHost):
     """Installs through the backend, runs ``sc``, and cleans up after the test."""
-
-    def __init__(self, wine: WinePython, folder: Path) -> None:
-        self.wine = wine
-        self.folder = folder
-        self.names: list[str] = []
-
-    def ctl(self, action: str, arg: str = "") -> Any:
-        return self.wine.script("oshost_ctl.py", action, arg, timeout=120)
-
-    def name(self, stem: str) -> str:
-        name = f"pw{stem}{uuid.uuid4().hex[:6]}"
-        self.names.append(name)
-        return name
 
     def install(self, name: str, argv: list[str], **fields: Any) -> Any:
         return self.ctl("install", json.dumps({"name": name, "argv": argv, **fields}))
@@ -64,30 +49,9 @@ class Scm:
         return [windows_path(self.wine.python), windows_path(SCRIPTS / "oshost_service.py"),
                 name, *args]
 
-    def sc(self, *args: str) -> tuple[int, str]:
-        # Files, not pipes: sc starts services, which would keep a pipe open for ever.
-        out = self.folder / f"sc-{uuid.uuid4().hex[:8]}.txt"
-        with out.open("wb") as f:
-            done = subprocess.run(["wine", "sc", *args], env=self.wine.environ(False),
-                                  stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=120, check=False)
-        return done.returncode, out.read_text(errors="replace")
-
     def status(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.ctl("status", name)
         return result
-
-    def cleanup(self) -> None:
-        for name in self.names:
-            try:
-                self.ctl("uninstall", name)
-            except (AssertionError, subprocess.TimeoutExpired):
-                pass  # a stuck service: its processes are killed below
-        for proc in processes_with(windows_path(self.folder)):
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
 
 
 @pytest.fixture

@@ -30,32 +30,14 @@ import json
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from wine import CHILD, SCRIPTS, WinePython, wait_for, windows_path
+from wine import CHILD, SCRIPTS, ServiceHost, WinePython, processes_with, wait_for, windows_path
 
 pytestmark = pytest.mark.wine
-
-
-def processes_with(marker: str) -> list[psutil.Process]:
-    """Running Linux processes whose (Windows) command line mentions ``marker``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(marker in part for part in proc.info["cmdline"] or ()):
-            found.append(proc)
-    return [p for p in found if _running(p)]
-
-
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def lines_in(log: Path) -> int:
@@ -65,22 +47,12 @@ def lines_in(log: Path) -> int:
         return 0
 
 
-class Windows:
+class Windows(ServiceHost):
     """Runs the Windows CLI and ``sc`` under Wine, and cleans up after the test."""
-
-    def __init__(self, wine: WinePython, folder: Path) -> None:
-        self.wine = wine
-        self.folder = folder
-        self.names: list[str] = []
 
     @property
     def python(self) -> str:
         return windows_path(self.wine.python)
-
-    def name(self, stem: str) -> str:
-        name = f"pw{stem}{uuid.uuid4().hex[:6]}"
-        self.names.append(name)
-        return name
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python.exe ARGS``; its output comes back through pipes."""
@@ -89,18 +61,6 @@ class Windows:
     def procward(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python.exe -m procward ARGS``: the CLI as a Windows user runs it."""
         return self.run("-m", "procward", *args)
-
-    def sc(self, *args: str) -> tuple[int, str]:
-        # Files, not pipes: sc starts services, which would keep a pipe open for ever.
-        out = self.folder / f"sc-{uuid.uuid4().hex[:8]}.txt"
-        with out.open("wb") as f:
-            done = subprocess.run(["wine", "sc", *args], env=self.wine.environ(False),
-                                  stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=120, check=False)
-        return done.returncode, out.read_text(errors="replace")
-
-    def ctl(self, action: str, arg: str = "") -> Any:
-        return self.wine.script("oshost_ctl.py", action, arg, timeout=120)
 
     def state(self, name: str) -> dict[str, Any]:
         """``procward service status --name NAME --json``, with its exit code."""
@@ -113,18 +73,6 @@ class Windows:
         """Which of these Windows pids still run a command line naming ``marker``."""
         result: list[int] = self.ctl("alive", json.dumps([pids, marker]))["alive"]
         return result
-
-    def cleanup(self) -> None:
-        for name in self.names:
-            try:
-                self.ctl("uninstall", name)
-            except (AssertionError, subprocess.TimeoutExpired):
-                pass  # a stuck service: its processes are killed below
-        for proc in processes_with(windows_path(self.folder)):
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
@@ -118,9 +119,56 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float,
 
 
 def processes_with(marker: str) -> list[psutil.Process]:
-    """Running Linux processes whose (Windows) command line mentions ``marker``."""
+    """Running Linux processes (zombies are not) whose (Windows) command line
+    mentions ``marker``."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        if any(marker in part for part in proc.info["cmdline"] or ()):
+        if any(marker in part for part in proc.info["cmdline"] or ()) and _running(proc):
             found.append(proc)
     return found
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class ServiceHost:
+    """What the service tests share: names they install, ``sc`` and ``oshost_ctl.py``
+    under Wine, and a cleanup that uninstalls and kills what is left."""
+
+    def __init__(self, wine: WinePython, folder: Path) -> None:
+        self.wine = wine
+        self.folder = folder
+        self.names: list[str] = []
+
+    def name(self, stem: str) -> str:
+        name = f"pw{stem}{uuid.uuid4().hex[:6]}"
+        self.names.append(name)
+        return name
+
+    def ctl(self, action: str, arg: str = "") -> Any:
+        return self.wine.script("oshost_ctl.py", action, arg, timeout=120)
+
+    def sc(self, *args: str) -> tuple[int, str]:
+        # Files, not pipes: sc starts services, which would keep a pipe open for ever.
+        out = self.folder / f"sc-{uuid.uuid4().hex[:8]}.txt"
+        with out.open("wb") as f:
+            done = subprocess.run(["wine", "sc", *args], env=self.wine.environ(False),
+                                  stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=120, check=False)
+        return done.returncode, out.read_text(errors="replace")
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            try:
+                self.ctl("uninstall", name)
+            except (AssertionError, subprocess.TimeoutExpired):
+                pass  # a stuck service: its processes are killed below
+        for proc in processes_with(windows_path(self.folder)):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
