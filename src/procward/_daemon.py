@@ -128,12 +128,11 @@ async def run_daemon(
         await stop_requested.wait()
         # The API closes while the services stop, not after: uvicorn's shutdown
         # waits a fixed 0.1 s for open connections, which need not add to ours.
-        closing, api = api, None
         await asyncio.gather(supervisor.stop(),
-                             closing.close() if closing is not None else asyncio.sleep(0))
+                             api.close() if api is not None else asyncio.sleep(0))
     finally:
         if api is not None:
-            await api.close()
+            await api.close()  # a no-op once closed; here for a start that failed
         for undo in (undo_stop, undo_reload):
             if undo is not None:
                 undo()

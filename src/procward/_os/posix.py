@@ -31,6 +31,7 @@ import struct
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -148,13 +149,22 @@ _Reaper = _PidfdReaper if _has_pidfd() else _SigchldReaper
 _reapers: dict[asyncio.AbstractEventLoop, _PidfdReaper | _SigchldReaper] = {}
 
 
+_T = TypeVar("_T")
+
+
+def _for_loop(registry: dict[asyncio.AbstractEventLoop, _T], loop: asyncio.AbstractEventLoop,
+              make: Callable[[asyncio.AbstractEventLoop], _T]) -> _T:
+    """The one ``make(loop)`` of this loop; entries of closed loops are dropped."""
+    found = registry.get(loop)
+    if found is None:
+        for old in [lp for lp in registry if lp.is_closed()]:
+            del registry[old]
+        found = registry[loop] = make(loop)
+    return found
+
+
 def _reaper(loop: asyncio.AbstractEventLoop) -> _PidfdReaper | _SigchldReaper:
-    reaper = _reapers.get(loop)
-    if reaper is None:
-        for old in [lp for lp in _reapers if lp.is_closed()]:
-            del _reapers[old]
-        reaper = _reapers[loop] = _Reaper(loop)
-    return reaper
+    return _for_loop(_reapers, loop, _Reaper)
 
 
 class _PassBudget:
@@ -185,12 +195,7 @@ _budgets: dict[asyncio.AbstractEventLoop, _PassBudget] = {}
 
 
 def _budget(loop: asyncio.AbstractEventLoop) -> _PassBudget:
-    budget = _budgets.get(loop)
-    if budget is None:
-        for old in [lp for lp in _budgets if lp.is_closed()]:
-            del _budgets[old]
-        budget = _budgets[loop] = _PassBudget(loop)
-    return budget
+    return _for_loop(_budgets, loop, _PassBudget)
 
 
 class _PipeReader:
@@ -391,7 +396,6 @@ class PosixPlatform:
                 return None  # let Popen report the missing program in its own words
             self._found[key] = found
         return found
-
 
     def reap_leftover(self, leftover: Leftover) -> int:
         victims: dict[int, psutil.Process] = {}

@@ -187,7 +187,6 @@ def build_app(control: Control, tokens: TokenStore) -> Starlette:
         live = set()
         for st in control.status(names):
             row = st.to_dict()
-            row.setdefault("health", None)
             # The pid of an instance that has ended may be another process's by now.
             alive = st.pid is not None and str(st.state) in _ALIVE
             usage = sampler.usage(st.pid, st.started_at) if alive else None

@@ -208,10 +208,7 @@ class ApiClient:
         with self._send(method, path, body, timeout) as resp:
             data = resp.read()
             status = resp.status
-        try:
-            decoded = json.loads(data) if data else None
-        except ValueError:
-            decoded = None
+        decoded = _maybe_json(data) if data else None
         if status not in accept:
             raise _http_error(status, decoded, data)
         return decoded

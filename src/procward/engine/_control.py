@@ -38,7 +38,6 @@ class ReloadOutcome:
 @dataclass(frozen=True)
 class LogFile:
     instance: str
-    stream: str
     path: Path
 
 
@@ -69,7 +68,7 @@ class Control:
         files = []
         for inst in self.supervisor.select([name]):
             writer = inst.stderr_log if stream == "stderr" and inst.stderr_log else inst.stdout_log
-            files.append(LogFile(inst.name, stream, writer.path))
+            files.append(LogFile(inst.name, writer.path))
         return files
 
     def log_counters(self) -> list[tuple[str, str, str, int, int]]:
