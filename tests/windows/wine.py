@@ -18,12 +18,25 @@ from typing import Any
 
 import psutil
 
-__all__ = ["CACHE", "REPO", "SCRIPTS", "SETUP", "WinePython", "windows_path"]
+__all__ = ["CACHE", "REPO", "SCRIPTS", "SETUP", "WinePython", "failed_to_start", "windows_path"]
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "wine"
 SETUP = REPO / "scripts" / "setup-wine"
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+# Under load, Wine now and then fails a new process while its DLLs initialise:
+# the process ends with STATUS_DLL_INIT_FAILED (0xC0000142, seen on Linux as exit
+# code 0x42) before any of its code ran, and prints nothing. Such a run did
+# nothing, so running it again is safe; our programs never exit 66 themselves.
+_DLL_INIT_FAILED = 0xC0000142 & 0xFF
+_START_ATTEMPTS = 3
+
+
+def failed_to_start(returncode: int, output: str) -> bool:
+    """Whether a Wine program's run ended before any of its code ran."""
+    return returncode == _DLL_INIT_FAILED and not output.strip()
 
 
 def windows_path(path: Path | str) -> str:
@@ -57,11 +70,15 @@ class WinePython:
         (``init_sys_streams``). The Wine system processes it might start were
         started at session start with /dev/null, so no pipe is held open.
         """
-        return subprocess.run(
-            ["wine", str(self.python), *args], env=self.environ(display), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, encoding="utf-8", errors="replace",
-            timeout=timeout, check=False,
-        )
+        for _ in range(_START_ATTEMPTS):
+            done = subprocess.run(
+                ["wine", str(self.python), *args], env=self.environ(display),
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, encoding="utf-8",
+                errors="replace", timeout=timeout, check=False,
+            )
+            if not failed_to_start(done.returncode, done.stdout + done.stderr):
+                break
+        return done
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """Start ``python.exe ARGS`` and return at once; stdout and stderr are one pipe.
@@ -155,11 +172,15 @@ class ServiceHost:
     def sc(self, *args: str) -> tuple[int, str]:
         # Files, not pipes: sc starts services, which would keep a pipe open for ever.
         out = self.folder / f"sc-{uuid.uuid4().hex[:8]}.txt"
-        with out.open("wb") as f:
-            done = subprocess.run(["wine", "sc", *args], env=self.wine.environ(False),
-                                  stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=120, check=False)
-        return done.returncode, out.read_text(errors="replace")
+        for _ in range(_START_ATTEMPTS):
+            with out.open("wb") as f:
+                done = subprocess.run(["wine", "sc", *args], env=self.wine.environ(False),
+                                      stdin=subprocess.DEVNULL, stdout=f,
+                                      stderr=subprocess.STDOUT, timeout=120, check=False)
+            text = out.read_text(errors="replace")
+            if not failed_to_start(done.returncode, text):
+                break
+        return done.returncode, text
 
     def cleanup(self) -> None:
         for name in self.names:
