@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import textwrap
 import threading
 import time
@@ -14,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from procward.config import AlertRule
 from procward.engine import EventKind
-from procward.engine._alerts import Alert, AlertTee, InstanceRules, required_literals
+from procward.engine._alerts import Alert, AlertTee, InstanceRules
 from procward.testing import make_config, python, supervised
 
 
@@ -305,34 +302,6 @@ def test_a_stream_without_rules_is_not_wrapped() -> None:
                           fire=lambda a: None, restart=lambda why: None)
     assert rules.tee("stdout", writer) is writer
     assert rules.tee("stdout", writer, merged=True) is not writer
-
-
-_atoms = st.sampled_from(["a", "b", "A", "B", ":", " ", "ab", "Ba", "[ab]", r"\d", ".", "^", "$",
-                          r"\b"])
-
-
-def _patterns() -> st.SearchStrategy[str]:
-    return st.recursive(
-        _atoms,
-        lambda inner: st.one_of(
-            st.tuples(inner, inner).map("".join),
-            st.tuples(inner, inner).map(lambda t: f"(?:{t[0]}|{t[1]})"),
-            st.tuples(inner, st.sampled_from(["?", "*", "+", "{2}"])).map(
-                lambda t: f"(?:{t[0]}){t[1]}"),
-            inner.map(lambda p: f"(?i:{p})"),
-            inner.map(lambda p: f"(?={p})"),
-        ),
-        max_leaves=6,
-    )
-
-
-@settings(max_examples=400, deadline=None)
-@given(_patterns(), st.text(alphabet="abAB: 1", max_size=30))
-def test_required_literals_never_skip_a_match(pattern: str, line: str) -> None:
-    """A line a pattern matches always contains one of the texts the prefilter looks for."""
-    needles = required_literals(pattern.encode())
-    if re.search(pattern.encode(), line.encode(), re.MULTILINE) and needles is not None:
-        assert any(n in line.encode() for n in needles), (pattern, line, needles)
 
 
 def test_system_log_sink_delivers(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]

@@ -4,12 +4,12 @@ The matcher sits in the output path only of a stream that has rules: the
 instance hands the platform an ``AlertTee`` instead of the bare log writer, so
 a service without rules pays nothing. With rules, the file is written first,
 then the chunk is searched without splitting it into lines: each pattern has
-a literal text any match must contain (``ERROR|FATAL`` needs "ERROR" or
-"FATAL"), and each such text one rare byte ("F"). One ``memchr`` per rare byte
-clears most chunks; the texts, and then the regexes, run only where their
-byte is present, and lines are looked at one by one only in a chunk a regex
-matched. Python's ``re`` tries every alternative at every position, some
-hundred times slower than ``memchr``: this is what keeps 20 rules cheap.
+literal texts one of which any match must contain (``ERROR|FATAL`` needs
+"ERROR" or "FATAL"), and one pass of the finder (``_literals``) says which
+texts occur. Only the regexes of those rules run, and lines are looked at one
+by one only in a chunk a regex matched. Python's ``re`` tries every
+alternative at every position, some hundred times slower than the finder:
+this is what keeps 20 rules cheap.
 
 A rule fires when ``threshold`` lines matched within ``window`` seconds, and
 not again before ``cooldown`` has passed (matches meanwhile are counted as
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import re
@@ -44,6 +43,7 @@ from typing import Any
 from procward._os import OutputSink, Platform
 from procward.config import AlertRule, AlertSink, AlertsSettings
 from procward.engine._events import Event, EventKind
+from procward.engine._literals import finder, required_literals
 
 __all__ = ["Alert", "AlertManager", "AlertTee", "InstanceRules"]
 
@@ -156,70 +156,6 @@ class InstanceRules:
             self._restart(f"alert rule {r.pattern!r} fired")
 
 
-# re's own parser, to find the literal text a pattern requires. Private (and
-# untyped), but stable since 3.11; should it change, the ImportError would say so.
-sre_parse: Any = importlib.import_module("re._parser")
-sre_constants: Any = importlib.import_module("re._constants")
-
-# Bytes from most to least common in log text: a literal is looked for by its
-# rarest byte. Anything not listed (most punctuation) counts as rarest.
-_COMMON_BYTES = (b" etaoinsrhldcumfpgwybvkxjqz0123456789:.-/=_,'\"ETAOINSRHLDCUMFPGWYBVKXJQZ"
-                 b"[]()<>")
-_RANK = {b: i for i, b in enumerate(_COMMON_BYTES)}
-
-
-def _rarest(literal: bytes) -> bytes:
-    return bytes([max(literal, key=lambda b: _RANK.get(b, len(_RANK)))])
-
-
-def _seq_required(items: Any) -> list[bytes] | None:
-    """Literals one of which every match of the item sequence contains; None if unknown."""
-    candidates: list[list[bytes]] = []
-    run = bytearray()
-    for op, av in items:
-        if op is sre_constants.LITERAL:
-            run.append(av)
-            continue
-        if run:
-            candidates.append([bytes(run)])
-            run = bytearray()
-        found: list[bytes] | None = None
-        if op is sre_constants.SUBPATTERN:
-            _, add_flags, _, sub = av
-            if not add_flags & sre_constants.SRE_FLAG_IGNORECASE:
-                found = _seq_required(sub)
-        elif op is sre_constants.BRANCH:
-            branches = [_seq_required(b) for b in av[1]]
-            if all(branches):
-                found = [lit for branch in branches if branch for lit in branch]
-        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT) and av[0] >= 1:
-            found = _seq_required(av[2])
-        # Anything else (classes, anchors, lookarounds) requires no literal we can use.
-        if found:
-            candidates.append(found)
-    if run:
-        candidates.append([bytes(run)])
-    if not candidates:
-        return None
-    # The best requirement is the one whose shortest alternative is longest.
-    return max(candidates, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
-
-
-def required_literals(pattern: bytes) -> list[bytes] | None:
-    """Texts one of which every match of ``pattern`` contains, or None if there are none.
-
-    Sound by construction: only plain literals count, under no IGNORECASE; a
-    part we cannot reason about requires nothing. None means "always run the regex".
-    """
-    try:
-        parsed = sre_parse.parse(pattern, re.MULTILINE)
-    except re.error:
-        return None
-    if parsed.state.flags & sre_constants.SRE_FLAG_IGNORECASE:
-        return None
-    return _seq_required(parsed.data)
-
-
 class AlertTee:
     """An output sink: writes to the log first, then matches complete lines against rules."""
 
@@ -228,13 +164,12 @@ class AlertTee:
         self._rules = rules
         self._owner = owner
         self._carry = b""
-        # Rules without a literal run their regex on every chunk; the others wait
-        # until their rare byte, then their text, is in the chunk.
+        # Rules without a literal run their regex on every chunk; the others only
+        # where the finder saw one of their texts.
         self._always = [r for r in rules if r.needles is None]
-        self._by_byte: dict[bytes, list[tuple[bytes, _Rule]]] = {}
-        for rule in rules:
-            for needle in rule.needles or ():
-                self._by_byte.setdefault(_rarest(needle), []).append((needle, rule))
+        texts = [(needle, rule) for rule in rules for needle in rule.needles or ()]
+        self._text_rules = [rule for _, rule in texts]
+        self._find = finder([needle for needle, _ in texts])
 
     def feed(self, data: bytes | memoryview) -> None:
         self._writer.feed(data)
@@ -256,14 +191,9 @@ class AlertTee:
             self.scan(carry, len(carry))
 
     def scan(self, chunk: bytes, end: int) -> None:
-        """Match the lines of ``chunk[:end]``; the common case is a few memchr that find nothing."""
+        """Match the lines of ``chunk[:end]``; mostly one finder pass that finds nothing."""
         candidates = set(self._always)
-        for byte, entries in self._by_byte.items():
-            if chunk.find(byte, 0, end) < 0:
-                continue
-            for needle, rule in entries:
-                if rule not in candidates and chunk.find(needle, 0, end) >= 0:
-                    candidates.add(rule)
+        candidates.update(self._text_rules[i] for i in self._find(chunk, end))
         if not candidates:
             return
         hits = [(m.start(), r) for r in candidates if (m := r.regex.search(chunk, 0, end))]
