@@ -1,15 +1,21 @@
 """procward: run any program, or your own Python code, as a reliable service."""
 
-from typing import TYPE_CHECKING
+from __future__ import annotations
 
-from procward.errors import (
-    ConfigError,
-    ConfigProblem,
-    ProcwardError,
-    SpawnError,
-    StateDirLocked,
-    UnknownService,
-)
+# mypy reads this name as True; at run time `typing` is not imported, which keeps
+# `procward status` and `from procward import notify` light.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from procward.errors import (
+        ConfigError,
+        ConfigProblem,
+        ProcwardError,
+        SpawnError,
+        StateDirLocked,
+        UnknownService,
+    )
+    from procward.service import Service
 
 __version__ = "0.1.0"
 
@@ -24,15 +30,19 @@ __all__ = [
     "__version__",
 ]
 
-if TYPE_CHECKING:
-    from procward.service import Service
+_ERRORS = frozenset(("ConfigError", "ConfigProblem", "ProcwardError", "SpawnError",
+                     "StateDirLocked", "UnknownService"))
 
 
 def __getattr__(name: str) -> object:
-    # Imported on first use, so `import procward` (and `from procward import
-    # notify`) stays light for programs that only report to a supervisor.
+    # Imported on first use (PEP 562), so importing procward costs nothing for
+    # programs that only report to a supervisor, or for the CLI's client commands.
     if name == "Service":
         from procward.service import Service
 
         return Service
+    if name in _ERRORS:
+        from procward import errors
+
+        return getattr(errors, name)
     raise AttributeError(f"module 'procward' has no attribute {name!r}")

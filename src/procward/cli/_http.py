@@ -9,11 +9,12 @@ the whole ``procward status`` budget. The daemon's answers are simple
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # mypy reads this as True; `typing` is not imported at run time
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Iterator
 
 __all__ = ["HttpError", "Response", "request"]
 

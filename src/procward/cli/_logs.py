@@ -6,9 +6,8 @@ import argparse
 import json
 import sys
 import time
-from urllib.parse import quote
 
-from procward.cli._client import ClientError, add_client_options, connect, fail
+from procward.cli._client import ClientError, add_client_options, connect, fail, quote
 
 __all__ = ["register"]
 
@@ -49,7 +48,7 @@ def _out(data: bytes) -> None:
 
 
 def logs(args: argparse.Namespace) -> int:
-    path = (f"/v1/services/{quote(args.name, safe='')}/logs"
+    path = (f"/v1/services/{quote(args.name)}/logs"
             + _query(args, stream="stderr" if args.stderr else "stdout"))
     try:
         client = connect(args)

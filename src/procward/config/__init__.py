@@ -7,12 +7,16 @@ and the loader (which validates with pydantic) is imported only when called.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from procward.config._paths import default_config_path, find_config_path
 
+# mypy reads this as True; at run time the CLI's client commands skip `typing`.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from procward.config._models import (
         AlertRule,
         AlertSink,
