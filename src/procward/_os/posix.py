@@ -55,8 +55,10 @@ _READS_PER_WAKEUP = 8
 # Bytes all pipes together may move in one pass of the event loop. A busy
 # writer refills its pipe as fast as we empty it, so without a cap one pass
 # could copy tens of megabytes while an API request or a child's exit waits
-# for the next pass; at this size a pass takes about a millisecond.
-_PASS_BUDGET = 4 * 1024 * 1024
+# for the next pass. At this size a pass takes about a millisecond; 4 MiB
+# gave status requests under a 4-writer flood a p50 of 22 ms against 8 ms,
+# and capture no faster.
+_PASS_BUDGET = 1 * 1024 * 1024
 
 _SIGNALS = {
     "TERM": signal.SIGTERM,

@@ -81,6 +81,15 @@ class Control:
                                  writer.bytes_written, writer.bytes_dropped))
         return rows
 
+    def bytes_captured(self) -> int:
+        """Bytes the services' output brought so far (written or dropped), all logs together."""
+        total = 0
+        for inst in self.supervisor.instances():
+            for writer in (inst.stdout_log, inst.stderr_log):
+                if writer is not None:
+                    total += writer.bytes_written + writer.bytes_dropped
+        return total
+
     @property
     def events_path(self) -> Path:
         return self.supervisor.events_path
