@@ -13,7 +13,7 @@ import pytest
 
 from procward.config import LogSettings
 from procward.engine import EventKind, State
-from procward.engine._logs import Compressor, LogWriter
+from procward.engine._logs import LogWriter, RotationWorker
 from procward.testing import make_config, python, supervised
 
 
@@ -73,9 +73,9 @@ def test_line_longer_than_max_size_is_not_split(tmp_path: Path) -> None:
 
 def test_keep_limits_rotated_files_and_compress_gzips_them(tmp_path: Path) -> None:
     """keep bounds the number of rotated files; compress = true gzips each, newest as .1.gz."""
-    comp = Compressor()
+    comp = RotationWorker()
     w = LogWriter(tmp_path / "z.log", LogSettings(max_size=50, keep=3, compress=True),
-                  on_problem=lambda *a: None, compressor=comp)
+                  on_problem=lambda *a: None, worker=comp)
     for i in range(10):
         w.feed(b"%02d" % i + b"-" * 37 + b"\n")
     w.close()
@@ -86,6 +86,35 @@ def test_keep_limits_rotated_files_and_compress_gzips_them(tmp_path: Path) -> No
     assert gzip.decompress((tmp_path / "z.log.1.gz").read_bytes()) == line[8]
     assert gzip.decompress((tmp_path / "z.log.3.gz").read_bytes()) == line[6]
     assert (tmp_path / "z.log").read_bytes() == line[9]
+
+
+@pytest.mark.parametrize("keep", [0, 1, 3])
+def test_files_past_keep_are_deleted_by_the_worker(tmp_path: Path, keep: int) -> None:
+    """With a worker, the file a rotation drops is renamed aside and deleted off the
+    loop: afterwards only the log and its ``keep`` newest files are left."""
+    worker = RotationWorker()
+    w = LogWriter(tmp_path / "k.log", LogSettings(max_size=50, keep=keep),
+                  on_problem=lambda *a: None, worker=worker)
+    line = [b"%02d" % i + b"-" * 37 + b"\n" for i in range(10)]
+    for chunk in line:
+        w.feed(chunk)
+    w.close()
+    worker.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        ["k.log"] + [f"k.log.{n}" for n in range(1, keep + 1)]
+    assert [p.read_bytes() for p in _rotated_in_order(tmp_path / "k.log")] == \
+        line[len(line) - 1 - keep:]
+
+
+def test_a_start_deletes_what_a_killed_daemon_left_to_delete(tmp_path: Path) -> None:
+    """A file renamed aside for deletion, whose daemon died first, goes at the next start."""
+    (tmp_path / "k.log.4242-7.deleting").write_bytes(b"old\n")
+    (tmp_path / "other.log.4242-8.deleting").write_bytes(b"not this log's\n")
+    worker = RotationWorker()
+    w = LogWriter(tmp_path / "k.log", LogSettings(), on_problem=lambda *a: None, worker=worker)
+    w.recover_pending()
+    worker.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.log.4242-8.deleting"]
 
 
 def test_daily_rotation_happens_at_the_first_line_end_after_midnight(tmp_path: Path) -> None:

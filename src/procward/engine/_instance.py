@@ -20,7 +20,7 @@ from procward.engine._alerts import AlertManager, InstanceRules
 from procward.engine._events import Event, EventKind
 from procward.engine._health import UNHEALTHY, HealthCheck, make_probe
 from procward.engine._journal import ChildJournal
-from procward.engine._logs import Compressor, LogWriter
+from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._notify import NotifyHub, Report
 from procward.engine._policy import StartLimit, backoff_delay, is_success, wants_restart
 from procward.engine._state import TRANSITIONS, IllegalTransition, State
@@ -37,7 +37,7 @@ class _Host(Protocol):
 
     platform: Platform
     journal: ChildJournal
-    compressor: Compressor
+    rotation: RotationWorker
     log_dir: Path
     rng: random.Random
     notify_hub: NotifyHub
@@ -120,10 +120,10 @@ class Instance:
         stem = self.name.replace(":", "@")
         logs = config.logs
         self.stdout_log = LogWriter(host.log_dir / f"{stem}.out.log", logs,
-                                    on_problem=self._log_problem, compressor=host.compressor)
+                                    on_problem=self._log_problem, worker=host.rotation)
         self.stderr_log = None if logs.merge_stderr else LogWriter(
             host.log_dir / f"{stem}.err.log", logs,
-            on_problem=self._log_problem, compressor=host.compressor)
+            on_problem=self._log_problem, worker=host.rotation)
         for writer in self.log_writers:
             writer.recover_pending()
         env = {k: v for k, v in base_env.items() if k not in _DAEMON_ONLY_ENV}

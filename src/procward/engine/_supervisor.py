@@ -21,7 +21,7 @@ from procward.engine._alerts import AlertManager
 from procward.engine._events import Event, EventBus, EventKind
 from procward.engine._instance import Instance, InstanceStatus
 from procward.engine._journal import ChildJournal
-from procward.engine._logs import Compressor, LogWriter
+from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._memory import MemoryWatch
 from procward.engine._notify import NotifyHub
 from procward.engine._state import State
@@ -69,7 +69,7 @@ class Supervisor:
         self.state_dir = config.procward.state_dir
         self.rng = rng or random.Random()
         self.bus = EventBus()
-        self.compressor = Compressor()
+        self.rotation = RotationWorker()
         self.journal = ChildJournal(self.state_dir)
         self.events_path = self.log_dir / EVENTS_FILE
         self._environ = dict(os.environ if environ is None else environ)
@@ -151,7 +151,7 @@ class Supervisor:
         for inst in self.instances():
             for writer in inst.log_writers:
                 writer.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.compressor.close)
+        await asyncio.get_running_loop().run_in_executor(None, self.rotation.close)
         self.journal.close()
         if self._release_guard is not None:
             self._release_guard()
