@@ -106,15 +106,20 @@ def test_files_past_keep_are_deleted_by_the_worker(tmp_path: Path, keep: int) ->
         line[len(line) - 1 - keep:]
 
 
-def test_a_start_deletes_what_a_killed_daemon_left_to_delete(tmp_path: Path) -> None:
-    """A file renamed aside for deletion, whose daemon died first, goes at the next start."""
+def test_a_start_finishes_what_a_killed_daemon_left(tmp_path: Path) -> None:
+    """Files set aside by a daemon that died first: one to delete goes, one to
+    compress is compressed; another log's are left to that log."""
     (tmp_path / "k.log.4242-7.deleting").write_bytes(b"old\n")
-    (tmp_path / "other.log.4242-8.deleting").write_bytes(b"not this log's\n")
+    (tmp_path / "k.log.4242-8.pending").write_bytes(b"rotated\n")
+    (tmp_path / "k.log.x.4242-9.deleting").write_bytes(b"not this log's\n")
     worker = RotationWorker()
-    w = LogWriter(tmp_path / "k.log", LogSettings(), on_problem=lambda *a: None, worker=worker)
+    w = LogWriter(tmp_path / "k.log", LogSettings(compress=True), on_problem=lambda *a: None,
+                  worker=worker)
     w.recover_pending()
+    w.recover_pending()  # a second look finds nothing more to do
     worker.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.log.4242-8.deleting"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.log.1.gz", "k.log.x.4242-9.deleting"]
+    assert gzip.decompress((tmp_path / "k.log.1.gz").read_bytes()) == b"rotated\n"
 
 
 def test_daily_rotation_happens_at_the_first_line_end_after_midnight(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import gzip
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -54,6 +55,28 @@ class RotationWorker:
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
+        self._leftovers: dict[Path, list[str]] = {}
+
+    def claim_leftovers(self, path: Path) -> list[Path]:
+        """Files a previous daemon's worker did not finish for the log ``path``
+        (``NAME.PID-SEQ.pending`` or ``.deleting``), each returned once.
+
+        Each folder is listed once, at its first claim: hundreds of logs in
+        one folder would otherwise list it hundreds of times at start.
+        """
+        folder = path.parent
+        names = self._leftovers.get(folder)
+        if names is None:
+            try:
+                listed = os.listdir(folder)
+            except OSError:
+                listed = []
+            names = self._leftovers[folder] = [n for n in listed if _LEFTOVER.search(n)]
+        prefix = path.name + "."
+        mine = [n for n in names if n.startswith(prefix) and _LEFTOVER.fullmatch(n, len(prefix))]
+        for n in mine:
+            names.remove(n)
+        return [folder / n for n in sorted(mine)]
 
     def submit(self, job: Callable[[], None]) -> None:
         if self._pool is None:
@@ -65,6 +88,10 @@ class RotationWorker:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+# What a rotation sets aside for the worker: "<log name>.<pid>-<seq>.<kind>".
+_LEFTOVER = re.compile(r"\d+-\d+\.(?:pending|deleting)$")
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -327,12 +354,11 @@ class LogWriter:
         had not compressed yet, delete the ones it had not deleted."""
         if self._worker is None:
             return
-        folder, name = self.path.parent, self.path.name
-        for doomed in sorted(folder.glob(f"{name}.*.deleting")):
-            self._worker.submit(lambda p=doomed: _unlink_quietly(p))  # type: ignore[misc]
-        if self._compress:
-            for pending in sorted(folder.glob(f"{name}.*.pending")):
-                self._worker.submit(lambda p=pending: self._compress_job(p))  # type: ignore[misc]
+        for left in self._worker.claim_leftovers(self.path):
+            if left.suffix == ".deleting":
+                self._worker.submit(lambda p=left: _unlink_quietly(p))  # type: ignore[misc]
+            elif self._compress:
+                self._worker.submit(lambda p=left: self._compress_job(p))  # type: ignore[misc]
 
     # -- lifecycle ------------------------------------------------------------
 
