@@ -187,7 +187,7 @@ _STATUS_TTL = 0.5
 # and the time share apply: a few percent of what one core can capture.
 _BUSY_CAPTURE = 50_000_000
 # The capture rate is measured over at least this long.
-_METER_INTERVAL = 0.05
+_METER_INTERVAL = 0.01
 
 
 class _StatusCache:
