@@ -4,7 +4,7 @@ Local by default: the configuration file names the state dir, where the
 daemon keeps ``api.json`` (its URL while it runs) and ``admin.token``. The
 file is read with ``tomllib`` alone — no validation, no pydantic — and what
 it says about the state dir and the API is kept in the user's cache folder,
-keyed by the file's path, size and modification time: the next command
+keyed by the file's path, size, modification time and inode: the next command
 against an unchanged file reads no TOML at all. ``--url`` / ``$PROCWARD_URL``
 and ``--token`` / ``$PROCWARD_TOKEN`` reach another host.
 
@@ -89,8 +89,7 @@ def _read_config(args: argparse.Namespace) -> _Located:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ClientError(f"no configuration at {path}: pass -c FILE, or --url to reach a "
-                          "daemon elsewhere", EXIT_BAD_CONFIG) from None
+        raise _no_config(path) from None
     except OSError as e:
         raise ClientError(f"cannot read {path}: {e}", EXIT_BAD_CONFIG) from None
     key = os.path.abspath(path)
@@ -110,6 +109,11 @@ def _read_config(args: argparse.Namespace) -> _Located:
     return found
 
 
+def _no_config(path: str) -> ClientError:
+    return ClientError(f"no configuration at {path}: pass -c FILE, or --url to reach a "
+                       "daemon elsewhere", EXIT_BAD_CONFIG)
+
+
 def _parse_config(path: str, profile: str) -> tuple[_Located, bool]:
     """Read the file with tomllib; the bool says whether the answer may be cached (it
     may not when a value it used names an environment variable)."""
@@ -121,8 +125,7 @@ def _parse_config(path: str, profile: str) -> tuple[_Located, bool]:
         with open(path, encoding="utf-8") as f:
             data = tomllib.loads(f.read())
     except FileNotFoundError:
-        raise ClientError(f"no configuration at {path}: pass -c FILE, or --url to reach a "
-                          "daemon elsewhere", EXIT_BAD_CONFIG) from None
+        raise _no_config(path) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ClientError(f"cannot read {path}: {e}; `procward check` says more",
                           EXIT_BAD_CONFIG) from None
@@ -177,8 +180,9 @@ def _store_cache(data: dict[str, Any]) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f)
         os.replace(tmp, path)
-    except OSError:
-        # A read-only home costs only the speed-up; never the command.
+    except (OSError, TypeError, ValueError):
+        # A read-only home (or a value JSON cannot hold, such as a TOML date in
+        # [api], which `procward check` refuses) costs only the speed-up.
         try:
             os.unlink(tmp)
         except OSError:
@@ -388,7 +392,7 @@ def split_url(url: str) -> tuple[str, str, int | None, str] | None:
         host, _, port_text = netloc.partition(":")
     port: int | None = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             return None
         port = int(port_text)
     if not host:
