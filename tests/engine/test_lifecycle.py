@@ -223,6 +223,9 @@ def test_stop_signal_is_delivered(tmp_path: Path, run) -> None:  # type: ignore[
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
             await rec.wait_state("polite", "running")
+            # "running" comes after start_seconds, not after the handler is set: on a
+            # busy machine the interpreter may still be starting.
+            await asyncio.wait_for(_printed(tmp_path / "logs" / "polite.out.log", "ready"), 30)
             await sup.stop_services(["polite"])
             assert rec.matching("polite", EventKind.EXIT)[-1].fields["exit_code"] == 0
         assert (tmp_path / "logs" / "polite.out.log").read_text() == "ready\ngot SIGINT\n"
@@ -287,6 +290,12 @@ def test_instances_cwd_and_environment(tmp_path: Path, run) -> None:  # type: ig
         assert (tmp_path / "logs" / "buffered.out.log").read_text() == "0\n"
 
     run(scenario())
+
+
+async def _printed(log: Path, text: str) -> None:
+    """Until the service has written ``text`` to its log."""
+    while not log.exists() or text not in log.read_text():
+        await asyncio.sleep(0.02)
 
 
 async def _pid_from_log(log: Path) -> int:

@@ -193,7 +193,7 @@ def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> Non
     argv = scm.hosted(name, "daemon", windows_path(folder / "procward.toml"))
     assert scm.install(name, argv, start_type="manual") == {"ok": True}
 
-    code, output = scm.sc("start", name)
+    code, output = scm.sc_start(name)
     assert code == 0, output
     logs = [folder / "logs" / f"{svc}.out.log" for svc in ("alpha", "beta")]
     for log in logs:
@@ -286,7 +286,7 @@ def test_slow_start_and_stop_are_pending_with_wait_hints(scm: Scm) -> None:
     name = scm.name("slow")
     assert scm.install(name, scm.hosted(name, "gated", windows_path(gate)),
                        start_type="manual", stop_timeout=12) == {"ok": True}
-    code, output = scm.sc("start", name)
+    code, output = scm.sc_start(name)
     assert code == 0, output
     # The body's own hint (45 s) follows host()'s first report (30 s) at once.
     wait_for(lambda: int(sc_query(scm, name)["WAIT_HINT"], 16) == 45_000,

@@ -182,6 +182,20 @@ class ServiceHost:
                 break
         return done.returncode, text
 
+    def sc_start(self, name: str) -> tuple[int, str]:
+        """``sc start NAME``, once more if Wine's SCM could not bring the process up.
+
+        Now and then a service's python.exe dies while Wine initialises it (the
+        DLL-initialisation failure described above) and the SCM gives up after
+        its timeout; Wine's sc then exits 1 and prints nothing (its message goes
+        to a debug channel). The service is stopped by then, and nothing of it
+        ran, so starting it again is what a user would do.
+        """
+        code, output = self.sc("start", name)
+        if code != 0 and not output.strip() and self.ctl("status", name).get("state") == "stopped":
+            code, output = self.sc("start", name)
+        return code, output
+
     def cleanup(self) -> None:
         for name in self.names:
             try:
