@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,6 +105,27 @@ def test_files_past_keep_are_deleted_by_the_worker(tmp_path: Path, keep: int) ->
         ["k.log"] + [f"k.log.{n}" for n in range(1, keep + 1)]
     assert [p.read_bytes() for p in _rotated_in_order(tmp_path / "k.log")] == \
         line[len(line) - 1 - keep:]
+
+
+def test_a_new_writer_for_the_same_file_never_overwrites_one_set_aside(tmp_path: Path) -> None:
+    """After a reload a new writer takes over the file while the worker still holds
+    the old writer's rotated file: both rotated files are kept, none overwritten."""
+    worker = RotationWorker()
+    hold = threading.Event()
+    worker.submit(hold.wait)  # the worker is busy: what follows waits in its queue
+    try:
+        for text in (b"first run\n", b"second run\n"):
+            w = LogWriter(tmp_path / "r.log", LogSettings(max_size=12, keep=5, compress=True),
+                          on_problem=lambda *a: None, worker=worker)
+            w.feed(text + b"next\n")
+            w.close()
+        assert len(list(tmp_path.glob("r.log.*.pending"))) == 3
+    finally:
+        hold.set()
+        worker.close()
+    rotated = sorted(tmp_path.glob("r.log.*.gz"), key=lambda p: -int(p.name.split(".")[2]))
+    kept = b"".join(gzip.decompress(p.read_bytes()) for p in rotated)
+    assert kept + (tmp_path / "r.log").read_bytes() == b"first run\nnext\nsecond run\nnext\n"
 
 
 def test_a_start_finishes_what_a_killed_daemon_left(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import itertools
 import os
 import re
 import shutil
@@ -91,6 +92,7 @@ class RotationWorker:
 
 
 # What a rotation sets aside for the worker: "<log name>.<pid>-<seq>.<kind>".
+_ASIDE = itertools.count(1)
 _LEFTOVER = re.compile(r"\d+-\d+\.(?:pending|deleting)$")
 
 
@@ -142,7 +144,6 @@ class LogWriter:
         self._failing = False
         self._retry_at = 0.0
         self._dropped_since_failure = 0
-        self._seq = 0
         self.last_write = 0.0
         self.bytes_written = 0
         self.bytes_dropped = 0
@@ -308,9 +309,13 @@ class LogWriter:
         self._open(now)
 
     def _aside(self, kind: str) -> Path:
-        """A fresh name beside the log for a file the worker will finish with."""
-        self._seq += 1
-        return self.path.with_name(f"{self.path.name}.{os.getpid()}-{self._seq}.{kind}")
+        """A fresh name beside the log for a file the worker will finish with.
+
+        The number is the process's, not the writer's: after a reload a new
+        writer for the same file must not reuse the name of a file the worker
+        has not finished with yet.
+        """
+        return self.path.with_name(f"{self.path.name}.{os.getpid()}-{next(_ASIDE)}.{kind}")
 
     def _discard(self, path: Path) -> None:
         """Delete ``path``: renamed aside at once (cheap), unlinked by the worker."""
