@@ -207,3 +207,36 @@ def test_cli_without_a_main_function_is_a_usage_error(tmp_path: Path) -> None:
                           timeout=30, check=False)
     assert done.returncode == 2
     assert "@svc.main" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_stopping_report_goes_out_before_the_function_returns() -> None:
+    """A function that returns the moment `stop` is set must not beat the "stopping"
+    report: the host closes its channel (systemd) or reports STOPPED (SCM) next.
+
+    The reporter here is a recorder with a slow ``stopping`` (no manager is
+    involved: the race is between two threads of this process).
+    """
+    import threading
+    import time
+
+    import procward
+
+    said: list[str] = []
+
+    class SlowReporter:
+        def ready(self) -> None:
+            said.append("ready")
+
+        def stopping(self, wait_hint: float) -> None:
+            time.sleep(0.3)
+            said.append("stopping")
+
+    svc = procward.Service("RaceTest")
+    stop = threading.Event()
+
+    @svc.main
+    def run(stop: threading.Event) -> None:
+        stop.set()  # as a signal would, then return at once
+
+    assert svc._body(stop, SlowReporter()) == 0  # type: ignore[arg-type]
+    assert said == ["ready", "stopping"]

@@ -100,9 +100,15 @@ class Service:
             reporter.stopping(self.stop_timeout)
 
         # Started, as far as the manager is concerned, once the function runs.
-        threading.Thread(target=relay, name="procward-stopping", daemon=True).start()
+        relayer = threading.Thread(target=relay, name="procward-stopping", daemon=True)
+        relayer.start()
         reporter.ready()
         code = function(stop)
+        if stop.is_set():
+            # The function may return the moment `stop` is set, before the relay has
+            # said "stopping": wait for it, or the host would close its channel (or
+            # report STOPPED) first and the manager would never hear it.
+            relayer.join(timeout=5)
         return int(code or 0)
 
     def run(self) -> int:
