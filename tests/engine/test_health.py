@@ -71,7 +71,10 @@ def test_http_probe_restarts_after_failures(tmp_path: Path, run) -> None:  # typ
     cfg = make_config(tmp_path, {"web": {
         "command": [*python(HTTP_SERVER), str(port), str(fail), str(body)],
         "start_seconds": 0.1, **NO_LIMIT,
-        "health": {"http": f"http://127.0.0.1:{port}/healthz", "failures": 3, **FAST}}})
+        # A long start period: a server slow to start (a busy machine) is not
+        # unhealthy before its first answer; the first success ends the period.
+        "health": {"http": f"http://127.0.0.1:{port}/healthz", "failures": 3, **FAST,
+                   "start_period": "30s"}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -149,7 +152,8 @@ def test_tcp_probe_turns_unhealthy_when_the_port_closes(tmp_path: Path, run) -> 
     port, gate = free_port(), tmp_path / "gate"
     cfg = make_config(tmp_path, {"db": {
         "command": [*python(TCP_SERVER), str(port), str(gate)], "start_seconds": 0.1,
-        "health": {"tcp": f"127.0.0.1:{port}", "failures": 2, "on_unhealthy": "alert", **FAST}}})
+        "health": {"tcp": f"127.0.0.1:{port}", "failures": 2, "on_unhealthy": "alert", **FAST,
+                   "start_period": "30s"}}})  # as above: no "unhealthy" before it listens
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):

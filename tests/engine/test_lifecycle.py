@@ -113,19 +113,21 @@ def test_restart_policies(tmp_path: Path, run) -> None:  # type: ignore[no-untyp
 def test_backoff_resets_after_staying_up(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """After a run longer than backoff.reset_after the next early death starts from initial."""
     marker = tmp_path / "runs"
-    # 1st and 2nd run die at once, the 3rd stays up 0.5s (> reset_after), then die at once.
+    # 1st and 2nd run die at once, the 3rd stays up 2s (> reset_after), then die at once.
+    # reset_after is well above an interpreter's start on a busy machine, and every
+    # run ends before start_seconds, so each death counts as early.
     code = f"""
         import pathlib, sys, time
         p = pathlib.Path({str(marker)!r})
         n = len(p.read_text()) if p.exists() else 0
         p.write_text('x' * (n + 1))
         if n == 2:
-            time.sleep(0.5)
+            time.sleep(2)
         sys.exit(1)
     """
     cfg = make_config(tmp_path, {"flaky": {
-        "command": python(code), "start_seconds": 1,
-        "backoff": {"initial": "20ms", "factor": 3, "jitter": 0, "reset_after": "0.3s"}, **FAST}})
+        "command": python(code), "start_seconds": 5,
+        "backoff": {"initial": "20ms", "factor": 3, "jitter": 0, "reset_after": "1.5s"}, **FAST}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (_, rec):
