@@ -14,9 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+
+import procward
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -216,11 +220,6 @@ def test_the_stopping_report_goes_out_before_the_function_returns() -> None:
     The reporter here is a recorder with a slow ``stopping`` (no manager is
     involved: the race is between two threads of this process).
     """
-    import threading
-    import time
-
-    import procward
-
     said: list[str] = []
 
     class SlowReporter:

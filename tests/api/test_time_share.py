@@ -1,7 +1,7 @@
 """The status time share: requests wait for their share only while output floods in.
 
 A stand-in replaces the engine's byte counter here (``Control.bytes_captured``,
-exercised for real by the control tests): the meter's verdict depends only on
+checked against real services in tests/engine/test_logs.py): the meter's verdict depends only on
 how fast that number grows.
 """
 

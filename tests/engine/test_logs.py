@@ -304,3 +304,20 @@ def test_events_are_json_lines_with_pid_and_exit(tmp_path: Path, run) -> None:  
     states = [r["state"] for r in records if r["kind"] == "state" and r["service"] == "once"]
     assert states == ["starting", "running", "exited"]
     assert records[0]["kind"] == "daemon" and records[-1]["message"] == "procward stopped"
+
+
+def test_bytes_captured_counts_every_stream(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """The API's flood meter reads this: each byte a service wrote, on either stream."""
+    from procward.engine._control import Control
+
+    code = ("import sys; sys.stdout.write('o' * 2999 + '\\n'); "
+            "sys.stderr.write('e' * 499 + '\\n')")
+    cfg = make_config(tmp_path, {"a": {"command": python(code), "restart": "never"},
+                                 "b": {"command": python(code), "restart": "never"}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_for(lambda e: e.kind is EventKind.EXIT, count=2)
+            assert Control(sup).bytes_captured() == 2 * (3000 + 500)
+
+    run(scenario())

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-__all__ = ["CACHE", "REPO", "SCRIPTS", "SETUP", "WinePython", "failed_to_start", "windows_path"]
+__all__ = ["CACHE", "REPO", "SCRIPTS", "SETUP", "WinePython", "windows_path"]
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "wine"
@@ -34,7 +34,7 @@ _DLL_INIT_FAILED = 0xC0000142 & 0xFF
 _START_ATTEMPTS = 3
 
 
-def failed_to_start(returncode: int, output: str) -> bool:
+def _failed_to_start(returncode: int, output: str) -> bool:
     """Whether a Wine program's run ended before any of its code ran."""
     return returncode == _DLL_INIT_FAILED and not output.strip()
 
@@ -76,7 +76,7 @@ class WinePython:
                 stdin=subprocess.DEVNULL, capture_output=True, text=True, encoding="utf-8",
                 errors="replace", timeout=timeout, check=False,
             )
-            if not failed_to_start(done.returncode, done.stdout + done.stderr):
+            if not _failed_to_start(done.returncode, done.stdout + done.stderr):
                 break
         return done
 
@@ -178,7 +178,7 @@ class ServiceHost:
                                       stdin=subprocess.DEVNULL, stdout=f,
                                       stderr=subprocess.STDOUT, timeout=120, check=False)
             text = out.read_text(errors="replace")
-            if not failed_to_start(done.returncode, text):
+            if not _failed_to_start(done.returncode, text):
                 break
         return done.returncode, text
 

@@ -83,12 +83,7 @@ class Control:
 
     def bytes_captured(self) -> int:
         """Bytes the services' output brought so far (written or dropped), all logs together."""
-        total = 0
-        for inst in self.supervisor.instances():
-            for writer in (inst.stdout_log, inst.stderr_log):
-                if writer is not None:
-                    total += writer.bytes_written + writer.bytes_dropped
-        return total
+        return sum(written + dropped for *_, written, dropped in self.log_counters())
 
     @property
     def events_path(self) -> Path:
