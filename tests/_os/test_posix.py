@@ -160,6 +160,30 @@ def test_reap_leftover_matches_pid_and_create_time(tmp_path: Path) -> None:
         proc.wait()
 
 
+def test_create_time_of_a_spawn_is_the_one_the_kernel_reports(run) -> None:  # type: ignore[no-untyped-def]
+    """The create time recorded at spawn (taken from the clock, not read from /proc
+    on Linux) identifies the child to psutil, and so to the next start's leftover
+    check: a child recorded at spawn is reaped by pid and that create time."""
+    async def scenario() -> None:
+        children = [PLATFORM.spawn(asyncio.get_running_loop(),
+                                   _spec("import time; time.sleep(60)"), Sink(), Sink())
+                    for _ in range(20)]
+        try:
+            for child in children:
+                kernel = psutil.Process(child.pid).create_time()
+                # Within a clock tick (10 ms) and the fork's own time.
+                assert abs(child.create_time - kernel) < 0.05, (child.create_time, kernel)
+            last = children[-1]
+            assert PLATFORM.reap_leftover(Leftover(last.pid, last.create_time, "x")) == 1
+            assert await asyncio.wait_for(last.exited, 10) == ExitStatus(None, signal.SIGKILL)
+        finally:
+            for child in children:
+                child.kill_tree()
+                await child.exited
+
+    run(scenario())
+
+
 def test_state_dir_lock_is_exclusive(tmp_path: Path) -> None:
     """A second lock on the same state dir fails until the first is released."""
     import subprocess

@@ -33,7 +33,7 @@ def _boot_time() -> float:
 
 
 @functools.cache
-def _clock() -> tuple[float, float]:
+def clock_base() -> tuple[float, float]:
     """Boot time and clock ticks per second: what turns a start tick into a time."""
     return _boot_time(), float(os.sysconf("SC_CLK_TCK"))
 
@@ -50,7 +50,7 @@ def process_stat(pid: int) -> tuple[int, float] | None:
     except OSError:
         return None
     fields = data[data.rfind(b")") + 2 :].split()
-    boot, ticks = _clock()
+    boot, ticks = clock_base()
     return int(fields[2]), boot + int(fields[19]) / ticks
 
 
