@@ -136,10 +136,11 @@ def _create_time(pid: int, before: float | None) -> float:
     """The create time of a child just started; ``before`` is ``_spawn_clock()`` before the fork.
 
     Reading /proc/PID/stat while the child is still in execve waits for the
-    exec to finish, blocking the loop up to 0.5 ms per spawn. The kernel stamps a process's start at fork on CLOCK_BOOTTIME and
-    reports it in ticks after the boot time, so the same clock read just
-    before the fork is within a tick (10 ms) and the fork's own time of it:
-    far inside _SAME_PROCESS, which is all a create time is compared with.
+    exec to finish, blocking the loop up to 0.5 ms per spawn. The kernel
+    stamps a process's start at fork on CLOCK_BOOTTIME and reports it in
+    ticks after the boot time, so the same clock read just before the fork
+    is within a tick (10 ms) and the fork's own time of it: far inside
+    _SAME_PROCESS, which is all a create time is compared with.
     """
     if before is not None:
         after = _spawn_clock()
