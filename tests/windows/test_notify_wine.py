@@ -17,7 +17,7 @@ def result(wine_python: WinePython) -> dict[str, Any]:
 
 def test_sdk_ready_gates_the_start_on_windows(result: dict[str, Any]) -> None:
     """notify = true: the service stays starting until the SDK's ready() arrives over TCP."""
-    assert result["state_before_ready"] == "starting"
+    assert result["state_before_ready"] == "starting", result["sdk_exits"]
     assert result["reason_before_ready"] == "waiting for READY"
     assert result["status_text_before_ready"] == "warming up"
     assert result["ready_via"] == "framed"
@@ -49,4 +49,4 @@ def test_http_and_command_probes_on_windows(result: dict[str, Any]) -> None:
 
 def test_alert_rule_runs_a_command_sink_on_windows(result: dict[str, Any]) -> None:
     """A matching output line fires the rule; the command sink gets the line in its env."""
-    assert result["alert_lines"] == "job ERROR 42"
+    assert result["alert_lines"] == "job ERROR 42", result["alerts"]
