@@ -113,7 +113,8 @@ def test_http_expect_status_and_body(tmp_path: Path, run) -> None:  # type: igno
     cfg = make_config(tmp_path, {"web": {
         "command": [*python(HTTP_SERVER), str(port), str(fail), str(body)],
         "health": {"http": f"http://127.0.0.1:{port}/", "expect_status": 200,
-                   "expect_body": "ready", "failures": 2, "on_unhealthy": "none", **FAST}}})
+                   "expect_body": "ready", "failures": 2, "on_unhealthy": "none", **FAST,
+                   "start_period": "30s"}}})  # no "unhealthy" before the server listens
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -210,7 +211,8 @@ def test_heartbeat_that_stops_turns_unhealthy(tmp_path: Path, run) -> None:  # t
         # Not python(): that runs isolated, and this program imports the SDK.
         "command": [sys.executable, "-c", textwrap.dedent(code)], **NO_LIMIT,
         "start_seconds": 0.1,
-        "health": {"heartbeat": "0.5s", "failures": 2, **FAST}}})
+        # The start period covers a slow interpreter start; the first beat ends it.
+        "health": {"heartbeat": "0.5s", "failures": 2, **FAST, "start_period": "30s"}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -245,7 +247,8 @@ def test_systemd_watchdog_counts_as_heartbeat(tmp_path: Path, run) -> None:  # t
             time.sleep(period / 4)
     """
     cfg = make_config(tmp_path, {"wd": {"command": python(code),
-                                        "health": {"heartbeat": "0.4s", **FAST}}})
+                                        "health": {"heartbeat": "0.4s", **FAST,
+                                                   "start_period": "30s"}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
