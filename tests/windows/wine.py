@@ -31,12 +31,18 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 # code 0x42) before any of its code ran, and prints nothing. Such a run did
 # nothing, so running it again is safe; our programs never exit 66 themselves.
 _DLL_INIT_FAILED = 0xC0000142 & 0xFF
+# Or Wine's launcher cannot create the process at all, and says only this
+# ("Application could not be started, ... ShellExecuteEx failed: Internal
+# error.", exit 1): seen for `wine sc` on a loaded machine.
+_LAUNCH_FAILED = "ShellExecuteEx failed"
 _START_ATTEMPTS = 3
 
 
 def _failed_to_start(returncode: int, output: str) -> bool:
     """Whether a Wine program's run ended before any of its code ran."""
-    return returncode == _DLL_INIT_FAILED and not output.strip()
+    if returncode == _DLL_INIT_FAILED and not output.strip():
+        return True
+    return returncode != 0 and _LAUNCH_FAILED in output
 
 
 def windows_path(path: Path | str) -> str:
