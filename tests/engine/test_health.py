@@ -13,7 +13,10 @@ from procward.engine import EventKind, State
 from procward.engine._health import HealthTracker
 from procward.testing import make_config, python, supervised
 
-FAST = {"interval": "0.2s", "timeout": "1s", "start_period": "0s"}
+# Probes often, and with a long start period: a server or interpreter slow to
+# start (a busy machine) is not unhealthy before its first answer, which ends
+# the period at once.
+FAST = {"interval": "0.2s", "timeout": "1s", "start_period": "30s"}
 NO_LIMIT = {"start_limit": {"burst": 50, "interval": "60s"}}
 
 # An HTTP server whose answers the test steers with files: 500 while FAIL exists,
@@ -71,10 +74,7 @@ def test_http_probe_restarts_after_failures(tmp_path: Path, run) -> None:  # typ
     cfg = make_config(tmp_path, {"web": {
         "command": [*python(HTTP_SERVER), str(port), str(fail), str(body)],
         "start_seconds": 0.1, **NO_LIMIT,
-        # A long start period: a server slow to start (a busy machine) is not
-        # unhealthy before its first answer; the first success ends the period.
-        "health": {"http": f"http://127.0.0.1:{port}/healthz", "failures": 3, **FAST,
-                   "start_period": "30s"}}})
+        "health": {"http": f"http://127.0.0.1:{port}/healthz", "failures": 3, **FAST}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -113,8 +113,7 @@ def test_http_expect_status_and_body(tmp_path: Path, run) -> None:  # type: igno
     cfg = make_config(tmp_path, {"web": {
         "command": [*python(HTTP_SERVER), str(port), str(fail), str(body)],
         "health": {"http": f"http://127.0.0.1:{port}/", "expect_status": 200,
-                   "expect_body": "ready", "failures": 2, "on_unhealthy": "none", **FAST,
-                   "start_period": "30s"}}})  # no "unhealthy" before the server listens
+                   "expect_body": "ready", "failures": 2, "on_unhealthy": "none", **FAST}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -153,8 +152,7 @@ def test_tcp_probe_turns_unhealthy_when_the_port_closes(tmp_path: Path, run) -> 
     port, gate = free_port(), tmp_path / "gate"
     cfg = make_config(tmp_path, {"db": {
         "command": [*python(TCP_SERVER), str(port), str(gate)], "start_seconds": 0.1,
-        "health": {"tcp": f"127.0.0.1:{port}", "failures": 2, "on_unhealthy": "alert", **FAST,
-                   "start_period": "30s"}}})  # as above: no "unhealthy" before it listens
+        "health": {"tcp": f"127.0.0.1:{port}", "failures": 2, "on_unhealthy": "alert", **FAST}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -181,7 +179,9 @@ def test_command_probe_runs_in_the_services_environment(tmp_path: Path, run) -> 
              "os.environ['PROCWARD_SERVICE'] == 'job' and os.environ['COLOR'] == 'blue' else 3)"]
     cfg = make_config(tmp_path, {"job": {
         "command": python("import time; time.sleep(60)"), "env": {"COLOR": "blue"},
-        "health": {"command": probe, "failures": 2, "on_unhealthy": "none", **FAST}}})
+        # No start period: the probe's first failures are what this test is about.
+        "health": {"command": probe, "failures": 2, "on_unhealthy": "none", **FAST,
+                   "start_period": "0s"}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -211,8 +211,7 @@ def test_heartbeat_that_stops_turns_unhealthy(tmp_path: Path, run) -> None:  # t
         # Not python(): that runs isolated, and this program imports the SDK.
         "command": [sys.executable, "-c", textwrap.dedent(code)], **NO_LIMIT,
         "start_seconds": 0.1,
-        # The start period covers a slow interpreter start; the first beat ends it.
-        "health": {"heartbeat": "0.5s", "failures": 2, **FAST, "start_period": "30s"}}})
+        "health": {"heartbeat": "0.5s", "failures": 2, **FAST}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -247,8 +246,7 @@ def test_systemd_watchdog_counts_as_heartbeat(tmp_path: Path, run) -> None:  # t
             time.sleep(period / 4)
     """
     cfg = make_config(tmp_path, {"wd": {"command": python(code),
-                                        "health": {"heartbeat": "0.4s", **FAST,
-                                                   "start_period": "30s"}}})
+                                        "health": {"heartbeat": "0.4s", **FAST}}})
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
@@ -275,8 +273,7 @@ def test_depends_on_waits_for_a_healthy_dependency(tmp_path: Path, run) -> None:
     """
     cfg = make_config(tmp_path, {
         "db": {"command": [*python(late_listener), str(port), str(gate)], "start_seconds": 0.1,
-               "health": {"tcp": f"127.0.0.1:{port}", "start_period": "30s",
-                          "interval": "0.2s", "timeout": "1s"}},
+               "health": {"tcp": f"127.0.0.1:{port}", **FAST}},
         "app": {"command": python("import time; time.sleep(60)"), "depends_on": ["db"],
                 "start_seconds": 0.1},
     })
