@@ -115,14 +115,23 @@ class IsolatedLoad:
     """A configuration being validated in a child process; ``result()`` waits for it.
 
     Starting it first and collecting it later lets the caller import what it
-    needs meanwhile, so the two start-up costs overlap.
+    needs meanwhile, so the two start-up costs overlap. An unchanged file whose
+    answer was kept (``_cache``) needs no child at all.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, profile: str | None = None) -> None:
         import subprocess
         import sys
 
+        from procward.config._cache import ConfigCache
+
         self._path = path
+        profile = profile or os.environ.get("PROCWARD_PROFILE") or None
+        self._cache = ConfigCache.open(path, profile)
+        self._kept = self._cache.lookup() if self._cache is not None else None
+        self._proc: subprocess.Popen[str] | None = None
+        if self._kept is not None:
+            return
         command = [sys.executable, "-m", "procward.config", os.fspath(path)]
         if profile:
             command += ["--profile", profile]
@@ -131,6 +140,11 @@ class IsolatedLoad:
         self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       stdin=subprocess.DEVNULL, text=True, env=env)
 
+    @property
+    def validated(self) -> bool:
+        """Whether a child validated the file (False: the kept answer was used)."""
+        return self._proc is not None
+
     def result(self) -> Config:
         import json
         from pathlib import Path
@@ -138,6 +152,9 @@ class IsolatedLoad:
         from procward.config._transfer import config_from_data
         from procward.errors import ConfigError, ConfigProblem
 
+        if self._proc is None:
+            assert self._kept is not None
+            return config_from_data(self._kept)
         out, err = self._proc.communicate()
         try:
             answer = json.loads(out)
@@ -149,4 +166,6 @@ class IsolatedLoad:
         if "problems" in answer:
             raise ConfigError([ConfigProblem(Path(p["file"]), p["line"], p["key"], p["message"])
                                for p in answer["problems"]])
+        if self._cache is not None and answer.get("cacheable"):
+            self._cache.store(answer["sha256"], out)
         return config_from_data(answer["config"])

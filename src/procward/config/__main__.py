@@ -1,6 +1,8 @@
 """``python -m procward.config FILE [--profile NAME]``: validate, answer in JSON.
 
-Prints ``{"config": …}`` (exit 0) or ``{"problems": […]}`` (exit 2). The daemon
+Prints ``{"config": …, "sha256": …, "cacheable": …}`` (exit 0: the file's
+digest, and whether the answer may be kept, see ``_cache``) or
+``{"problems": […]}`` (exit 2). The daemon
 runs this to load its configuration, so that pydantic is imported here, in a
 process that ends, and never in the long-lived daemon.
 """
@@ -11,7 +13,7 @@ import argparse
 import json
 import sys
 
-from procward.config import load_config
+from procward.config._loader import load_config_with_facts
 from procward.config._validate import dump_json
 from procward.errors import ConfigError
 
@@ -22,12 +24,13 @@ def main() -> int:
     parser.add_argument("--profile")
     args = parser.parse_args()
     try:
-        config = load_config(args.file, profile=args.profile)
+        config, facts = load_config_with_facts(args.file, profile=args.profile)
     except ConfigError as e:
         problems = [dict(p._asdict(), file=str(p.file)) for p in e.problems]
         print(json.dumps({"problems": problems}))
         return 2
-    sys.stdout.write('{"config": ' + dump_json(config) + "}\n")
+    sys.stdout.write('{"config": ' + dump_json(config) + ', "sha256": ' + json.dumps(facts.sha256)
+                     + ', "cacheable": ' + json.dumps(facts.cacheable) + "}\n")
     return 0
 
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
 import os
 import re
 import tomllib
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -37,7 +38,8 @@ from procward.config._paths import default_config_path, find_config_path
 from procward.config._validate import field_types, validate_config
 from procward.errors import ConfigError, ConfigProblem
 
-__all__ = ["default_config_path", "find_config_path", "load_config"]
+__all__ = ["LoadFacts", "default_config_path", "find_config_path", "load_config",
+           "load_config_with_facts"]
 
 # An alert action that is not a sink: restart the service whose output matched.
 RESTART_ACTION = "restart"
@@ -57,20 +59,61 @@ def load_config(
     problem found, each with its file, line and key path; nothing is returned
     half-applied.
     """
+    return load_config_with_facts(path, profile=profile, environ=environ)[0]
+
+
+class LoadFacts(NamedTuple):
+    """What a successful load rested on, for the validated-configuration cache."""
+
+    sha256: str  # of the file's bytes as parsed
+    cacheable: bool  # False when it read an environment variable or an env_file
+
+
+def load_config_with_facts(
+    path: str | os.PathLike[str],
+    *,
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Config, LoadFacts]:
+    """``load_config``, and the facts that say when its answer may be used again."""
     environ = os.environ if environ is None else environ
     if profile is None:
         profile = environ.get("PROCWARD_PROFILE") or None
-    return _Loader(Path(path), environ).load(profile)
+    loader = _Loader(Path(path), _Recording(environ))
+    config = loader.load(profile)
+    cacheable = not loader.environ.names and not loader.read_env_file
+    return config, LoadFacts(loader.digest, cacheable)
+
+
+class _Recording(Mapping[str, str]):
+    """An environment that remembers which names were looked up."""
+
+    def __init__(self, inner: Mapping[str, str]) -> None:
+        self.inner = inner
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self.inner[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self.names.add("*")  # a walk over every name depends on all of them
+        return iter(self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
 
 
 class _Loader:
     """One load of one file: the problems found so far and where each key is written."""
 
-    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, environ: _Recording) -> None:
         self.shown = path  # as the user gave it, for messages
         self.source = Path(os.path.abspath(path))
         self.base = self.source.parent
         self.environ = environ
+        self.digest = ""
+        self.read_env_file = False
         self._text = ""
         self._lines: dict[KeyPath, int] | None = None
         self.problems: list[ConfigProblem] = []
@@ -134,6 +177,7 @@ class _Loader:
         except OSError as e:
             self.problem((), f"cannot read the file: {e.strerror or e}")
             return None
+        self.digest = hashlib.sha256(raw).hexdigest()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -214,6 +258,7 @@ class _Loader:
                 continue
             where = ("services", name, "env_file")
             env_path = Path(service["env_file"])
+            self.read_env_file = True
             try:
                 text = env_path.read_bytes().decode("utf-8").removeprefix("\ufeff")
             except FileNotFoundError:
