@@ -62,7 +62,8 @@ async def run_daemon(
     ``install_signals=False`` for a daemon hosted off the main thread (the
     Windows SCM runs the service body on its own thread), which then stops
     through ``stop_switch``. ``reload_config`` reads the file again for
-    ``procward reload`` and SIGHUP; ``on_api`` hears the API's URL once it serves.
+    ``procward reload`` and SIGHUP; ``on_api`` hears the API's URL once it listens
+(it answers once the services' first spawns are under way).
     """
     loop = asyncio.get_running_loop()
     supervisor = Supervisor(config)
@@ -91,9 +92,9 @@ async def run_daemon(
 
         api = ApiServer(control, config.api, supervisor.state_dir)
 
-    async def start_api() -> None:
+    async def listen() -> None:
         if api is not None:
-            await api.start()
+            api.listen()
             if on_api is not None:
                 on_api(api.url)
 
@@ -119,7 +120,12 @@ async def run_daemon(
         stop_switch.bind(loop, on_stop)
     try:
         try:
-            await supervisor.start(before_services=start_api)
+            await supervisor.start(before_services=listen)
+            if api is not None:
+                # The services' first steps, their spawns, are queued: let them
+                # run before the web stack is imported and the API answers.
+                await asyncio.sleep(0)
+                await api.serve()
         except BaseException:
             await supervisor.stop()
             raise

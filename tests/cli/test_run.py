@@ -284,6 +284,41 @@ command = {_toml_list(python("import time; time.sleep(600)"))}
         d.kill()
 
 
+@pytest.mark.parametrize("problem", ["port in use", "bad TLS file"])
+def test_an_api_that_cannot_start_fails_the_start_before_any_spawn(
+        tmp_path: Path, problem: str) -> None:
+    """The API binds and loads its TLS files before the first service starts: the
+    daemon exits 1 saying why, and the service's program never ran."""
+    import socket
+
+    marker = tmp_path / "ran"
+    service = f"""
+[services.s]
+command = {_toml_list(python(f"open({str(marker)!r}, 'w').close()"))}
+"""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if problem == "port in use":
+            api = f'listen = "127.0.0.1:{taken.getsockname()[1]}"'
+            expected = "cannot listen on"
+        else:
+            (tmp_path / "cert.pem").write_text("not a certificate\n")
+            (tmp_path / "key.pem").write_text("not a key\n")
+            api = 'listen = "127.0.0.1:0"\ntls_cert = "cert.pem"\ntls_key = "key.pem"'
+            expected = "cannot load its TLS files"
+        cfg = tmp_path / "procward.toml"
+        cfg.write_text(f"[api]\n{api}\n{service}")
+        r = subprocess.run([sys.executable, "-m", "procward", "run", "-c", str(cfg)],
+                           check=False, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert expected in r.stderr
+    assert not marker.exists()
+    events = (tmp_path / "logs" / "procward.events.jsonl").read_text()
+    assert '"state":"starting"' not in events and '"state": "starting"' not in events
+    assert not (tmp_path / "state" / "api.json").exists()
+
+
 def test_colour_only_when_asked_or_on_a_terminal(tmp_path: Path) -> None:
     """FORCE_COLOR gives coloured event lines; NO_COLOR and pipes give plain ones."""
     cfg = _write_config(tmp_path, f"""

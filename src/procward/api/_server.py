@@ -1,8 +1,13 @@
 """The API server: uvicorn serving the Starlette app on the daemon's own event loop.
 
-The socket is bound here, before any service starts, so "address in use"
-becomes a clear error at start (uvicorn would ``sys.exit`` from inside the
-loop). Only uvicorn's ``startup()`` and ``shutdown()`` are used, not
+Starting is two steps. ``listen()`` binds the socket, makes sure the admin
+token exists, checks the TLS files and writes ``api.json``, before any
+service starts, so "address in use" or a bad certificate is a clear error at
+start (uvicorn would ``sys.exit`` from inside the loop) and no child is
+spawned. ``serve()``, which the daemon runs once the services' spawns are
+under way, imports the web stack (most of the daemon's own start-up) and
+starts answering; a client that connects in between waits in the listen
+backlog. Only uvicorn's ``startup()`` and ``shutdown()`` are used, not
 ``serve()``: its main loop wakes ten times a second for ever (to refresh the
 Date header and watch for exit), which was most of an idle daemon's CPU. So
 answers carry no Date header, and uvicorn never touches the signal handlers
@@ -17,15 +22,16 @@ import os
 import socket
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from procward.api._app import build_app
 from procward.api._tokens import TokenStore
 from procward.config import ApiSettings
 from procward.config._models import split_listen
 from procward.engine import Control
 from procward.errors import ProcwardError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["API_FILE", "ApiServer"]
 
@@ -52,6 +58,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_tls(s: ApiSettings) -> None:
+    """Load the TLS files as uvicorn will, so a bad one fails the start, not the serving."""
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key) if s.tls_key else None)
+        if s.client_ca is not None:
+            ctx.load_verify_locations(str(s.client_ca))
+    except (OSError, ssl.SSLError) as e:
+        raise _tls_error(e) from None
+
+
+def _tls_error(e: Exception) -> ProcwardError:
+    return ProcwardError(f"the control API cannot load its TLS files: {e}; check "
+                         "[api] tls_cert, tls_key and client_ca")
+
+
 class ApiServer:
     """Serves the control API for one daemon until closed."""
 
@@ -60,15 +82,46 @@ class ApiServer:
         self.tokens = TokenStore(state_dir)
         self.state_dir = state_dir
         self._control = control
+        self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self.url = ""
 
-    async def start(self) -> None:
+    def listen(self) -> None:
+        """Bind, and find every reason the API could not start; raises ProcwardError."""
         s = self.settings
         host, port = split_listen(s.listen)
         sock = _bind(host, port)
+        try:
+            if s.tls_cert is not None:
+                _check_tls(s)
+            self.tokens.ensure_local_admin()
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
         port = sock.getsockname()[1]
-        self.tokens.ensure_local_admin()
+        local = _UNSPECIFIED.get(host, host)
+        shown = f"[{local}]" if ":" in local else local
+        tls = s.tls_cert is not None
+        self.url = f"{'https' if tls else 'http'}://{shown}:{port}"
+        info = {"url": self.url, "pid": os.getpid(), "tls": tls,
+                "cafile": str(s.tls_cert) if tls else None,
+                "client_cert_required": s.client_ca is not None}
+        # Readable by all (it holds no secret): another user with a token of
+        # their own finds the address here; the token file stays owner-only.
+        path = self.state_dir / API_FILE
+        tmp = path.with_name(f".{API_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    async def serve(self) -> None:
+        """Answer on the socket ``listen()`` bound."""
+        import uvicorn
+
+        from procward.api._app import build_app
+
+        s = self.settings
+        assert self._sock is not None, "listen() first"
         tls = s.tls_cert is not None
         config = uvicorn.Config(
             build_app(self._control, self.tokens), lifespan="off", log_config=None,
@@ -81,30 +134,20 @@ class ApiServer:
         )
         try:
             config.load()
-        except (OSError, ssl.SSLError) as e:
-            sock.close()
-            raise ProcwardError(f"the control API cannot load its TLS files: {e}; check "
-                                "[api] tls_cert, tls_key and client_ca") from None
+        except (OSError, ssl.SSLError) as e:  # changed since listen() checked them
+            raise _tls_error(e) from None
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
+        await server.startup(sockets=[self._sock])
         self._server = server
-        local = _UNSPECIFIED.get(host, host)
-        shown = f"[{local}]" if ":" in local else local
-        self.url = f"{'https' if tls else 'http'}://{shown}:{port}"
-        info = {"url": self.url, "pid": os.getpid(), "tls": tls,
-                "cafile": str(s.tls_cert) if tls else None,
-                "client_cert_required": s.client_ca is not None}
-        # Readable by all (it holds no secret): another user with a token of
-        # their own finds the address here; the token file stays owner-only.
-        path = self.state_dir / API_FILE
-        tmp = path.with_name(f".{API_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
 
     async def close(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / API_FILE).unlink()
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            if self._server is None:
+                sock.close()  # bound, never served
         if self._server is not None:
             server, self._server = self._server, None
             # Open follow streams are ended after timeout_graceful_shutdown.

@@ -56,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
     from procward.engine import Supervisor
     from procward.errors import ConfigError, ProcwardError, StateDirLocked
 
-    if _api_wanted(path):
+    if loading.validated and _api_wanted(path):
         # The web stack is the daemon's heaviest import: pay for it here, while
-        # the child validates, rather than after, while services wait to start.
-        import procward.api  # noqa: F401
+        # the child validates. With the configuration kept there is no child to
+        # wait for, and the API imports it once the services' spawns are queued.
+        import uvicorn  # noqa: F401
+
+        import procward.api._app  # noqa: F401
 
     try:
         config = loading.result()
