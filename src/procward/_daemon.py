@@ -63,7 +63,7 @@ async def run_daemon(
     Windows SCM runs the service body on its own thread), which then stops
     through ``stop_switch``. ``reload_config`` reads the file again for
     ``procward reload`` and SIGHUP; ``on_api`` hears the API's URL once it listens
-(it answers once the services' first spawns are under way).
+    (it answers once the services' first spawns are under way).
     """
     loop = asyncio.get_running_loop()
     supervisor = Supervisor(config)

@@ -4,8 +4,8 @@ The daemon validates its file in a child Python process that imports pydantic;
 for 500 services that child is about 0.4 s, most of the daemon's own start.
 Its answer is kept in the user's cache folder, one entry per file path and
 profile, and used again only while the file's bytes (SHA-256), procward's
-version and configuration code, and the installed pydantic are what they
-were when it was kept. A load that read an environment variable (``${VAR}``)
+version and configuration code, the installed pydantic and the Python
+version are what they were when it was kept. A load that read an environment variable (``${VAR}``)
 or an ``env_file`` is never kept: its answer can change while the file does
 not, and it may hold secrets that have no business on disk.
 
@@ -103,13 +103,15 @@ def _ours(st: os.stat_result) -> bool:
 
 def _code_stamp() -> list[Any]:
     """What the validated answer depends on besides the file: procward's version, the
-    configuration package's sources, and pydantic's (by size and modification time)."""
+    configuration package's sources and pydantic's (by size and modification time),
+    and Python's (whose ``re`` judges the alert patterns)."""
     import importlib.util
+    import sys
 
     from procward import __version__
 
     here = os.path.dirname(os.path.abspath(__file__))
-    stamp: list[Any] = [__version__]
+    stamp: list[Any] = [__version__, sys.version]
     folders = [here]
     spec = importlib.util.find_spec("pydantic")
     if spec is not None and spec.origin:
