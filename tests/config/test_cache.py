@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,12 +118,15 @@ def test_a_damaged_or_foreign_entry_is_a_miss(tmp_path: Path) -> None:
 
 
 def test_only_the_newest_entries_are_kept(tmp_path: Path) -> None:
+    """The oldest go first, by file time; the entry just written always stays, even
+    when its time is not the newest (file times are coarse, and clocks move)."""
     folder = tmp_path / "configs"
-    for i in range(KEEP + 5):
-        ConfigCache(str(folder), str(tmp_path / f"c{i}.toml"), None).store("0" * 64, "{}\n")
-    names = {p.name for p in folder.iterdir()}
-    assert len(names) == KEEP
-    newest = ConfigCache(str(folder), str(tmp_path / f"c{KEEP + 4}.toml"), None)
-    assert os.path.basename(newest.entry) in names
-    oldest = ConfigCache(str(folder), str(tmp_path / "c0.toml"), None)
-    assert os.path.basename(oldest.entry) not in names
+    caches = [ConfigCache(str(folder), str(tmp_path / f"c{i}.toml"), None)
+              for i in range(KEEP + 5)]
+    later = time.time_ns() + 3600 * 10**9
+    for i, cache in enumerate(caches[:-1]):
+        cache.store("0" * 64, "{}\n")
+        os.utime(cache.entry, ns=(later + i * 10**9,) * 2)  # one a second, oldest first
+    caches[-1].store("0" * 64, "{}\n")  # now: older than all the others' times
+    kept = {p.name for p in folder.iterdir()}
+    assert kept == {os.path.basename(c.entry) for c in caches[-KEEP:]}

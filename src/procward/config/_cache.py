@@ -86,12 +86,12 @@ class ConfigCache:
                 pass
 
     def _prune(self) -> None:
-        entries = []
+        # The entry just written is never a candidate: file times are coarse
+        # (a clock tick), so it can tie with older ones.
         with os.scandir(self.folder) as it:
-            for e in it:
-                if e.name.endswith(".json"):
-                    entries.append((e.stat().st_mtime_ns, e.path))
-        for _, path in sorted(entries)[:-KEEP]:
+            others = sorted((e.stat().st_mtime_ns, e.path) for e in it
+                            if e.name.endswith(".json") and e.path != self.entry)
+        for _, path in others[: max(0, len(others) - (KEEP - 1))]:
             os.unlink(path)
 
 
