@@ -1,8 +1,8 @@
 """The status time share: requests wait for their share only while output floods in.
 
 A stand-in replaces the engine's byte counter here (``Control.bytes_captured``,
-checked against real services in tests/engine/test_logs.py): the meter's verdict depends only on
-how fast that number grows.
+checked against real services in tests/engine/test_logs.py): the meter's
+verdict depends only on how fast that number grows.
 """
 
 from __future__ import annotations

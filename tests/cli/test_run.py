@@ -314,8 +314,9 @@ command = {_toml_list(python(f"open({str(marker)!r}, 'w').close()"))}
     assert r.returncode == 1, r.stdout + r.stderr
     assert expected in r.stderr
     assert not marker.exists()
-    events = (tmp_path / "logs" / "procward.events.jsonl").read_text()
-    assert '"state":"starting"' not in events and '"state": "starting"' not in events
+    events = [json.loads(line) for line in
+              (tmp_path / "logs" / "procward.events.jsonl").read_text().splitlines()]
+    assert events and not [e for e in events if e.get("state") == "starting"]
     assert not (tmp_path / "state" / "api.json").exists()
 
 

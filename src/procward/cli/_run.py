@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
         # The web stack is the daemon's heaviest import: pay for it here, while
         # the child validates. With the configuration kept there is no child to
         # wait for, and the API imports it once the services' spawns are queued.
-        import uvicorn  # noqa: F401
+        from procward.api import ApiServer
 
-        import procward.api._app  # noqa: F401
+        ApiServer.load_web_stack()
 
     try:
         config = loading.result()

@@ -103,7 +103,8 @@ def validate_config(data: dict[str, Any]) -> Config:
 
 
 def load_config_isolated(path: str | os.PathLike[str], *, profile: str | None = None) -> Config:
-    """``load_config`` run in a child Python process: this process never imports pydantic.
+    """``load_config`` run in a child Python process (or its kept answer, see ``IsolatedLoad``):
+    this process never imports pydantic.
 
     The daemon loads its configuration this way; pydantic and the validation
     schemas would otherwise stay in its memory for its whole life.
