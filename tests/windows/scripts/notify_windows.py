@@ -87,11 +87,17 @@ async def main() -> dict[str, Any]:
                            timeout=60)
         # A Windows python under Wine now and then dies in DLL initialisation
         # before running a line, and procward starts it again after a backoff:
-        # look at the service once a live copy has reported its status.
+        # look at the service once a live copy has reported its status (a dead
+        # copy's status line stays until the next spawn clears it; its backoff
+        # says "retry after backoff").
         deadline = loop.time() + 60
-        while sup.status(["sdk"])[0].status_text != "warming up" and loop.time() < deadline:
+        while loop.time() < deadline:
+            now = sup.status(["sdk"])[0]
+            if now.status_text == "warming up" and now.reason != "retry after backoff":
+                break
             await asyncio.sleep(0.05)
         before_gate = sup.status(["sdk"])[0]
+        exits_before_gate = len(rec.matching("sdk", EventKind.EXIT))
         gate.touch()
         await rec.wait_state("sdk", "running", timeout=60)
         await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
@@ -120,6 +126,7 @@ async def main() -> dict[str, Any]:
             "alerts": [e.message for e in rec.events
                        if e.kind in (EventKind.ALERT, EventKind.ALERT_FAILED)],
             "sdk_exits": [e.message for e in rec.matching("sdk", EventKind.EXIT)],
+            "sdk_exits_before_gate": exits_before_gate,
             "state_before_ready": str(before_gate.state),
             "reason_before_ready": before_gate.reason,
             "status_text_before_ready": before_gate.status_text,
