@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
 import textwrap
 import threading
 import time
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from procward.config import AlertRule
 from procward.engine import EventKind
@@ -293,6 +297,38 @@ def test_lines_split_across_chunks_still_match() -> None:
     tee.end_of_run()
     assert writer.data == stream
     assert [a.lines for a in fired] == [["disk full"], ["disk gone"]]
+
+
+_PROPERTY_RULES = [r"disk (full|gone)", r"^E\d ", r"^\d+$", r"x y", r"ab\b"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.text(alphabet="abdiskfulgoneE0123 xy", max_size=14), max_size=12),
+       cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+       end_newline=st.booleans())
+def test_every_matching_line_is_matched_however_reads_cut_it(
+        lines: list[str], cuts: list[int], end_newline: bool) -> None:
+    """Fed as the POSIX reader feeds (views of one reused bytearray, cut anywhere),
+    the tee matches exactly the lines a per-line search matches, each once."""
+    stream = "\n".join(lines).encode() + (b"\n" if end_newline and lines else b"")
+    patterns = [p.encode() for p in _PROPERTY_RULES]
+    expected = sorted((i, line) for line in stream.split(b"\n")
+                      for i, p in enumerate(patterns) if line and re.search(p, line))
+    seen: list[tuple[int, bytes]] = []
+    rules = InstanceRules("svc", "svc", [AlertRule(pattern=p, cooldown=0) for p in _PROPERTY_RULES],
+                          fire=lambda alert: None, restart=lambda why: None)
+    rules.hit = lambda rule, line: seen.append((rule.index, line))  # type: ignore[method-assign]
+    writer = _Lines()
+    tee = rules.tee("stdout", writer)
+    buffer = bytearray(256)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    stale = b"E1 disk full\n" * 20  # bytes past the view must not count
+    for a, b in itertools.pairwise(bounds):
+        buffer[:] = (stream[a:b] + stale)[:len(buffer)]
+        tee.feed(memoryview(buffer)[:b - a])
+    tee.end_of_run()
+    assert writer.data == stream
+    assert sorted(seen) == expected
 
 
 def test_a_stream_without_rules_is_not_wrapped() -> None:

@@ -55,8 +55,10 @@ class ExitStatus:
 class OutputSink(Protocol):
     """Receives a child's output, in chunks as they arrive, then its end.
 
-    ``data`` may be a view of a buffer that is reused after ``feed`` returns:
-    a sink that keeps bytes for later must copy them.
+    ``data`` is bytes, or a view of the start of a ``bytearray`` that is
+    reused after ``feed`` returns: a sink that keeps bytes for later must copy
+    them. (Starting at the start lets a sink search ``data.obj`` in place: a
+    view has no ``find``, and copying every chunk to get one costs log capture.)
     """
 
     def feed(self, data: bytes | memoryview) -> None: ...

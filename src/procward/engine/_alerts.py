@@ -173,35 +173,54 @@ class AlertTee:
 
     def feed(self, data: bytes | memoryview) -> None:
         self._writer.feed(data)
-        chunk = self._carry + data if self._carry else bytes(data)
-        end = chunk.rfind(b"\n") + 1
-        if len(chunk) - end > _MAX_CARRY:
+        # A view starts at the start of its bytearray (OutputSink's contract):
+        # search that in place rather than copy every chunk into bytes.
+        raw: bytes | bytearray = data.obj if isinstance(data, memoryview) else data  # type: ignore[assignment]
+        n = len(data)
+        end = raw.rfind(b"\n", 0, n) + 1
+        if not end:  # no line end: all of it continues the line held
+            self._hold(self._carry + raw[:n])
+            return
+        first = 0
+        if self._carry:
+            first = raw.find(b"\n", 0, n) + 1
+            head = self._carry + raw[:first]
+            self.scan(head, 0, len(head))
+        if first < end:
+            self.scan(raw, first, end)
+        self._carry = b""
+        if end < n:
+            self._hold(bytes(raw[end:n]))
+
+    def _hold(self, part: bytes) -> None:
+        if len(part) > _MAX_CARRY:
             # A line without end grown huge: match what there is, hold nothing.
             self._carry = b""
-            self.scan(chunk, len(chunk))
-            return
-        self._carry = chunk[end:]
-        if end:
-            self.scan(chunk, end)
+            self.scan(part, 0, len(part))
+        else:
+            self._carry = part
 
     def end_of_run(self) -> None:
         self._writer.end_of_run()
         if self._carry:
             carry, self._carry = self._carry, b""
-            self.scan(carry, len(carry))
+            self.scan(carry, 0, len(carry))
 
-    def scan(self, chunk: bytes, end: int) -> None:
-        """Match the lines of ``chunk[:end]``; mostly one finder pass that finds nothing."""
-        candidates = set(self._always)
-        candidates.update(self._text_rules[i] for i in self._find(chunk, end))
-        if not candidates:
+    def scan(self, chunk: bytes | bytearray, start: int, end: int) -> None:
+        """Match the lines of ``chunk[start:end]``; mostly one finder pass that finds nothing."""
+        if self._find.any(chunk, start, end):
+            candidates = set(self._always)
+            candidates.update(self._text_rules[i] for i in self._find.which(chunk, start, end))
+        elif self._always:
+            candidates = set(self._always)
+        else:
             return
-        hits = [(m.start(), r) for r in candidates if (m := r.regex.search(chunk, 0, end))]
+        hits = [(m.start(), r) for r in candidates if (m := r.regex.search(chunk, start, end))]
         if not hits:
             return
         matched = sorted((r for _, r in hits), key=lambda r: r.index)
-        start = chunk.rfind(b"\n", 0, min(at for at, _ in hits)) + 1
-        for line in chunk[start:end].split(b"\n"):
+        line_end = chunk.rfind(b"\n", start, min(at for at, _ in hits))
+        for line in bytes(chunk[line_end + 1 if line_end >= 0 else start:end]).split(b"\n"):
             if not line:
                 continue
             for rule in matched:
