@@ -208,13 +208,11 @@ class AlertTee:
 
     def scan(self, chunk: bytes | bytearray, start: int, end: int) -> None:
         """Match the lines of ``chunk[start:end]``; mostly one finder pass that finds nothing."""
-        if self._find.any(chunk, start, end):
-            candidates = set(self._always)
-            candidates.update(self._text_rules[i] for i in self._find.which(chunk, start, end))
-        elif self._always:
-            candidates = set(self._always)
-        else:
+        found = self._find.which(chunk, start, end)
+        if not found and not self._always:
             return
+        candidates = set(self._always)
+        candidates.update(self._text_rules[i] for i in found)
         hits = [(m.start(), r) for r in candidates if (m := r.regex.search(chunk, start, end))]
         if not hits:
             return
