@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -18,7 +20,7 @@ from procward.testing import python
 if sys.platform == "win32":
     pytest.skip("POSIX only", allow_module_level=True)
 
-from procward._os.posix import PLATFORM
+from procward._os.posix import PLATFORM, PosixPlatform
 
 
 class Sink:
@@ -33,18 +35,47 @@ class Sink:
         self.runs_ended += 1
 
 
-def _spec(code: str, **kw: object) -> SpawnSpec:
-    return SpawnSpec(python(code), Path.cwd(), dict(os.environ), **kw)  # type: ignore[arg-type]
+def _spec(code: str, cwd: Path | None = None, **kw: object) -> SpawnSpec:
+    return SpawnSpec(python(code), cwd or Path.cwd(), dict(os.environ), **kw)  # type: ignore[arg-type]
 
 
-def test_every_byte_is_in_the_sinks_when_exit_is_reported(run) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["posix_spawn", "popen"])
+def folder(request: pytest.FixtureRequest, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The folder for a test's children, once per way a child can be started.
+
+    A child whose folder is the process's own starts through os.posix_spawn,
+    any other through Popen (posix_spawn cannot set one); the process moves
+    to this folder, or elsewhere, and afterwards the test checks which way
+    its children took.
+    """
+    folder, elsewhere = tmp_path / "services", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(folder if request.param == "posix_spawn" else elsewhere)
+    calls: list[object] = []
+    real = os.posix_spawn
+
+    def spy(*args: Any, **kwargs: Any) -> int:
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, "posix_spawn", spy)
+    yield folder
+    if request.param == "popen":
+        assert calls == [], "a child was started through posix_spawn"
+    else:
+        assert calls, "no child was started through posix_spawn"
+
+
+def test_every_byte_is_in_the_sinks_when_exit_is_reported(folder: Path, run) -> None:  # type: ignore[no-untyped-def]
     """A child that writes 3 MB and exits at once: all of it has arrived when exited resolves."""
     code = "import os\nfor i in range(3000): os.write(1, b'%07d' % i + b'.' * 992 + b'\\n')\n" \
            "os.write(2, b'bye\\n'); os._exit(5)"
 
     async def scenario() -> None:
         out, err = Sink(), Sink()
-        child = PLATFORM.spawn(asyncio.get_running_loop(), _spec(code), out, err)
+        child = PLATFORM.spawn(asyncio.get_running_loop(), _spec(code, folder), out, err)
         status = await child.exited
         assert status == ExitStatus(5)
         assert len(out.data) == 3000 * 1000 and out.data.endswith(b"." * 992 + b"\n")
@@ -54,11 +85,12 @@ def test_every_byte_is_in_the_sinks_when_exit_is_reported(run) -> None:  # type:
     run(scenario())
 
 
-def test_exit_by_signal_is_reported_as_the_signal(run) -> None:  # type: ignore[no-untyped-def]
+def test_exit_by_signal_is_reported_as_the_signal(folder: Path, run) -> None:  # type: ignore[no-untyped-def]
     """A child killed by a signal reports the signal, not an exit code."""
     async def scenario() -> None:
         child = PLATFORM.spawn(asyncio.get_running_loop(),
-                               _spec("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"),
+                               _spec("import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+                                     folder),
                                Sink(), Sink())
         status = await child.exited
         assert status == ExitStatus(None, signal.SIGKILL)
@@ -67,11 +99,11 @@ def test_exit_by_signal_is_reported_as_the_signal(run) -> None:  # type: ignore[
     run(scenario())
 
 
-def test_child_runs_in_its_own_session(run) -> None:  # type: ignore[no-untyped-def]
+def test_child_runs_in_its_own_session(folder: Path, run) -> None:  # type: ignore[no-untyped-def]
     """Each child leads a new session, so a terminal's Ctrl+C never reaches it directly."""
     async def scenario() -> None:
         child = PLATFORM.spawn(asyncio.get_running_loop(),
-                               _spec("import time; time.sleep(30)"), Sink(), Sink())
+                               _spec("import time; time.sleep(30)", folder), Sink(), Sink())
         try:
             assert os.getsid(child.pid) == child.pid != os.getsid(0)
             assert os.getpgid(child.pid) == child.pid
@@ -82,7 +114,7 @@ def test_child_runs_in_its_own_session(run) -> None:  # type: ignore[no-untyped-
     run(scenario())
 
 
-def test_kill_tree_reaches_a_grandchild_that_left_the_session(run) -> None:  # type: ignore[no-untyped-def]
+def test_kill_tree_reaches_a_grandchild_that_left_the_session(folder: Path, run) -> None:  # type: ignore[no-untyped-def]
     """kill_tree finds descendants by ancestry too, even one that called setsid."""
     code = """
         import os, subprocess, sys, time
@@ -94,7 +126,7 @@ def test_kill_tree_reaches_a_grandchild_that_left_the_session(run) -> None:  # t
 
     async def scenario() -> None:
         out = Sink()
-        child = PLATFORM.spawn(asyncio.get_running_loop(), _spec(code), out, Sink())
+        child = PLATFORM.spawn(asyncio.get_running_loop(), _spec(code, folder), out, Sink())
         while b"\n" not in out.data:
             await asyncio.sleep(0.01)
         grandchild = psutil.Process(int(out.data))
@@ -142,6 +174,89 @@ def test_missing_program_raises_spawn_error(run) -> None:  # type: ignore[no-unt
                            SpawnSpec(["no-such-binary"], Path.cwd(), {}), Sink(), Sink())
 
     run(scenario())
+
+
+def test_a_program_that_cannot_run_raises_spawn_error_and_leaks_no_pipe(  # type: ignore[no-untyped-def]
+        folder: Path, run) -> None:
+    """A missing or non-executable program, given by path, fails the spawn with the
+    OS's reason, either way it is started; the pipes made for it are closed."""
+    script = folder / "not-executable.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    fds = set(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").is_dir() else None
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        for argv, reason in (([str(script)], "Permission denied"),
+                             (["./no-such-program"], "No such file or directory")):
+            with pytest.raises(SpawnError, match=f"{argv[0]}.*{reason}"):
+                PLATFORM.spawn(loop, SpawnSpec(argv, folder, dict(os.environ)), Sink(), Sink())
+        # A relative path is the service's folder's, whichever way it starts.
+        (folder / "here.sh").write_text("#!/bin/sh\npwd\n")
+        (folder / "here.sh").chmod(0o755)
+        out = Sink()
+        child = PLATFORM.spawn(loop, SpawnSpec(["./here.sh"], folder, dict(os.environ)), out,
+                               Sink())
+        assert await child.exited == ExitStatus(0)
+        assert bytes(out.data).strip() == str(folder).encode()
+
+    run(scenario())
+    if fds is not None:
+        assert set(os.listdir("/proc/self/fd")) == fds
+
+
+def test_child_has_null_stdin_and_no_signal_ignored_that_python_ignores(  # type: ignore[no-untyped-def]
+        folder: Path, run) -> None:
+    """stdin is /dev/null and SIGPIPE/SIGXFSZ are back to their defaults in the child
+    (Python ignores them in the daemon, and an ignored signal survives exec)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads /proc/self/status")
+    command = ["sh", "-c", "grep '^SigIgn' /proc/self/status; wc -c"]
+
+    async def scenario() -> None:
+        out = Sink()
+        child = PLATFORM.spawn(asyncio.get_running_loop(),
+                               SpawnSpec(command, folder, dict(os.environ)), out, Sink())
+        assert await child.exited == ExitStatus(0)
+        ignored_line, stdin_bytes = bytes(out.data).decode().splitlines()
+        ignored = int(ignored_line.split()[1], 16)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            assert not ignored & (1 << (sig - 1)), (sig, ignored_line)
+        assert stdin_bytes.strip() == "0"
+
+    run(scenario())
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists /proc/PID/fd")
+def test_a_descriptor_the_daemon_inherited_does_not_reach_a_service(  # type: ignore[no-untyped-def]
+        folder: Path, run) -> None:
+    """posix_spawn closes only close-on-exec descriptors (Popen closes all but 0-2):
+    one the daemon inherited without that flag is marked so before the first spawn."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # as a descriptor a parent passed down would be
+    platform = PosixPlatform()  # a fresh one: it marks them before its first spawn
+
+    async def scenario() -> None:
+        out = Sink()
+        child = platform.spawn(asyncio.get_running_loop(),
+                               _spec("import os, time; os.write(1, b'up'); time.sleep(30)",
+                                     folder), out, Sink())
+        try:
+            while not out.data:  # its start-up opens and closes files: wait for it
+                await asyncio.sleep(0.01)
+            ours = os.readlink(f"/proc/self/fd/{write_end}")
+            theirs = {os.readlink(f"/proc/{child.pid}/fd/{fd}")
+                      for fd in os.listdir(f"/proc/{child.pid}/fd")}
+            assert ours not in theirs
+        finally:
+            child.kill_tree()
+            await child.exited
+
+    try:
+        run(scenario())
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_reap_leftover_matches_pid_and_create_time(tmp_path: Path) -> None:

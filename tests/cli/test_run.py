@@ -26,11 +26,12 @@ def _toml_list(argv: list[str]) -> str:
 class Daemon:
     """A `procward run` process whose output a test can wait on line by line."""
 
-    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, *extra: str, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "procward", "run", "-c", str(config), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {})}, cwd=cwd,
         )
         assert self.proc.stdout is not None
         self._fd = self.proc.stdout.fileno()
@@ -154,6 +155,44 @@ def test_sigterm_stops_services_in_reverse_order_and_exits_0(tmp_path: Path) -> 
         assert out.index("web           stopped") < out.index("db            stopping")
         assert _wait_gone([db, web, grandchild], timeout=2)
         assert "\033[" not in out  # plain text when not a terminal
+    finally:
+        d.kill()
+
+
+def test_services_run_in_their_folders_and_a_relative_config_path_still_reloads(
+        tmp_path: Path) -> None:
+    """The daemon moves to its configuration's folder (so that services there start
+    through posix_spawn); a service elsewhere still runs there, output reaches
+    the logs either way, and a reload after SIGHUP rereads the file given by a
+    path relative to where the daemon was started."""
+    conf = tmp_path / "conf"
+    (conf / "work").mkdir(parents=True)
+    cfg = _write_config(conf, """
+[services.here]
+command = ["sh", "-c", "pwd; exec sleep 600"]
+start_seconds = 0.1
+
+[services.there]
+command = ["sh", "-c", "pwd; exec sleep 600"]
+cwd = "work"
+start_seconds = 0.1
+""")
+    d = Daemon(Path("conf") / cfg.name, cwd=tmp_path)
+    try:
+        pids = [_pid_of(d.wait_line("here          running")),
+                _pid_of(d.wait_line("there         running"))]
+        for name, folder in (("here", conf), ("there", conf / "work")):
+            assert (conf / "logs" / f"{name}.out.log").read_text() == f"{folder}\n"
+        cfg.write_text(cfg.read_text() + """
+[services.later]
+command = ["sh", "-c", "exec sleep 600"]
+start_seconds = 0.1
+""")
+        d.proc.send_signal(signal.SIGHUP)
+        pids.append(_pid_of(d.wait_line("later         running")))
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.finish() == 0
+        assert _wait_gone(pids)
     finally:
         d.kill()
 

@@ -124,6 +124,32 @@ class _PidfdReaper:
         self._loop.add_reader(fd, exited)
 
 
+# Signals Python sets to "ignore" at start-up, which a child would inherit.
+_IGNORED_BY_PYTHON = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+
+
+def _seal_inherited_descriptors() -> None:
+    """Mark close-on-exec every descriptor above 2 that this process inherited.
+
+    Popen closes every descriptor but 0-2 in the child; posix_spawn closes only
+    close-on-exec ones. Python opens all of its descriptors so (PEP 446), but
+    one this process inherited from whoever started it may not be, and must
+    not reach the services.
+    """
+    folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        fds = [int(name) for name in os.listdir(folder)]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own descriptor, already closed
+
+
 def _spawn_clock() -> float | None:
     """Now, on the scale of a Linux process's create time; None elsewhere."""
     if sys.platform.startswith("linux"):
@@ -297,12 +323,13 @@ class PosixChild:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        popen: subprocess.Popen[bytes],
+        pid: int,
+        popen: subprocess.Popen[bytes] | None,
         create_time: float,
         pipes: list[tuple[int, OutputSink]],
     ) -> None:
         self._popen = popen
-        self.pid = popen.pid
+        self.pid = pid
         self.create_time = create_time
         self.exited: asyncio.Future[ExitStatus] = loop.create_future()
         self._sinks = [sink for _, sink in pipes]
@@ -310,9 +337,10 @@ class PosixChild:
         _reaper(loop).watch(self.pid, self._on_exit)
 
     def _on_exit(self, status: int) -> None:
-        # Keep Popen from reaping (or warning about) a pid we already reaped.
         code = os.waitstatus_to_exitcode(status) if status >= 0 else -1
-        self._popen.returncode = code
+        if self._popen is not None:
+            # Keep Popen from reaping (or warning about) a pid we already reaped.
+            self._popen.returncode = code
         # The main process is gone: what it left in its session goes with it,
         # as systemd does with a unit's control group.
         self._killpg(signal.SIGKILL)
@@ -361,6 +389,11 @@ class PosixPlatform:
 
     def __init__(self) -> None:
         self._found: dict[tuple[str, str | None], str] = {}
+        # Whether a service's folder is the one this process works in, by
+        # (folder, our working directory): posix_spawn cannot set one.
+        self._here: dict[tuple[str, str], bool] = {}
+        self._fast = hasattr(os, "posix_spawn")
+        self._sealed = False
 
     def spawn(
         self,
@@ -375,18 +408,25 @@ class PosixPlatform:
         err_read, err_write = os.pipe() if not spec.merge_stderr else (-1, -1)
         executable = self._which(spec)
         before = _spawn_clock()
+        popen: subprocess.Popen[bytes] | None = None
         try:
-            popen = subprocess.Popen(
-                spec.argv,
-                executable=executable,
-                stdin=subprocess.DEVNULL,
-                stdout=out_write,
-                stderr=subprocess.STDOUT if spec.merge_stderr else err_write,
-                cwd=spec.cwd,
-                env=spec.env,
-                start_new_session=True,
-                close_fds=True,
-            )
+            pid = None
+            if self._can_posix_spawn(spec, executable, min(out_read, out_write)):
+                pid = self._posix_spawn(spec, executable or spec.argv[0], out_write,
+                                        out_write if spec.merge_stderr else err_write)
+            if pid is None:
+                popen = subprocess.Popen(
+                    spec.argv,
+                    executable=executable,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_write,
+                    stderr=subprocess.STDOUT if spec.merge_stderr else err_write,
+                    cwd=spec.cwd,
+                    env=spec.env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+                pid = popen.pid
         except OSError as e:
             for fd in (out_read, err_read):
                 if fd >= 0:
@@ -403,7 +443,58 @@ class PosixPlatform:
             pipes.append((err_read, stderr))
         elif err_read >= 0:
             os.close(err_read)
-        return PosixChild(loop, popen, _create_time(popen.pid, before), pipes)
+        return PosixChild(loop, pid, popen, _create_time(pid, before), pipes)
+
+    def _can_posix_spawn(self, spec: SpawnSpec, executable: str | None, lowest_fd: int) -> bool:
+        """Whether ``os.posix_spawn`` can start this program as Popen would.
+
+        It takes a quarter of Popen's CPU in the daemon (0.15 ms against
+        0.6 ms a start, timed alone: no Python around the fork), but it cannot
+        set a working directory, so it serves only services that run in the
+        daemon's own (``procward run`` works in its configuration's folder,
+        every service's default). Popen keeps the rest: a program found on a
+        relative PATH entry or not found at all (its search and its error
+        message are Popen's), and pipes that landed on descriptors 0-2 (a
+        daemon started with one of them closed), which the file actions would
+        overwrite.
+        """
+        if not self._fast or lowest_fd < 3:
+            return False
+        if executable is None and os.sep not in spec.argv[0]:
+            return False
+        folder = os.fspath(spec.cwd)
+        try:
+            here = os.getcwd()
+        except OSError:
+            return False  # our folder is gone; Popen's chdir says what the service's is
+        key = (folder, here)
+        same = self._here.get(key)
+        if same is None:
+            try:
+                same = folder == here or os.path.samefile(folder, here)
+            except OSError:
+                same = False
+            self._here[key] = same
+        if same and not self._sealed:
+            _seal_inherited_descriptors()
+            self._sealed = True
+        return same
+
+    def _posix_spawn(self, spec: SpawnSpec, path: str, out_fd: int, err_fd: int) -> int | None:
+        """The new child's pid, or None where this Python cannot start a session so."""
+        try:
+            return os.posix_spawn(
+                path, spec.argv, spec.env,
+                file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                              (os.POSIX_SPAWN_DUP2, out_fd, 1),
+                              (os.POSIX_SPAWN_DUP2, err_fd, 2)],
+                # What Popen's restore_signals gives back: Python ignores these.
+                setsigdef=_IGNORED_BY_PYTHON,
+                setsid=True,
+            )
+        except NotImplementedError:
+            self._fast = False  # no POSIX_SPAWN_SETSID here: Popen from now on
+            return None
 
     def _which(self, spec: SpawnSpec) -> str | None:
         """The program a bare name means, searched once per name and PATH, not per spawn.
