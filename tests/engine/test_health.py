@@ -231,6 +231,63 @@ def test_heartbeat_that_stops_turns_unhealthy(tmp_path: Path, run) -> None:  # t
     run(scenario())
 
 
+def test_tracker_gives_a_heartbeat_check_one_period_to_send_the_first() -> None:
+    """A heartbeat check's start period lasts at least one heartbeat period."""
+    tracker = HealthTracker(HealthSettings(heartbeat=5, start_period=1, failures=1), now=0)
+    assert [tracker.record(False, t) for t in (1, 2, 4.9)] == [None, None, None]
+    assert tracker.record(False, 5.1) == "unhealthy"
+
+
+def test_no_heartbeat_at_all_is_never_healthy(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """A program that never sends a heartbeat is not healthy for a moment after it
+    starts: it stays starting, then turns unhealthy, saying none ever came."""
+    cfg = make_config(tmp_path, {"mute": {
+        "command": python("import time; time.sleep(60)"), "start_seconds": 0.1,
+        "health": {"heartbeat": "0.3s", "failures": 2, "interval": "0.1s", "timeout": "1s",
+                   "start_period": "0s", "on_unhealthy": "none"}}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (_, rec):
+            bad = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
+                                     and e.fields["health"] == "unhealthy")
+            assert "no heartbeat yet" in bad[0].message
+            assert health_events(rec, "mute", "healthy") == []
+
+    run(scenario())
+
+
+def test_a_notify_service_is_checked_from_ready_on(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """With notify = true the heartbeat check starts at READY, as systemd's watchdog
+    does: a program that prepares for several heartbeat periods without sending
+    one is not unhealthy (nor restarted) before it is ready."""
+    code = """
+        import time
+        from procward import notify
+        time.sleep(1.5)          # preparing: six heartbeat periods, no heartbeat
+        notify.ready()
+        while True:
+            notify.heartbeat()
+            time.sleep(0.05)
+    """
+    cfg = make_config(tmp_path, {"slow": {
+        "command": [sys.executable, "-c", textwrap.dedent(code)], "notify": True,
+        "health": {"heartbeat": "0.25s", "failures": 2, "interval": "0.1s", "timeout": "1s",
+                   "start_period": "0s"}}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("slow", "starting")
+            assert sup.status(["slow"])[0].health == "starting"
+            healthy = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
+                                         and e.fields["health"] == "healthy")
+            ready = rec.matching("slow", EventKind.NOTIFY, report="ready")
+            assert ready and rec.events.index(ready[0]) < rec.events.index(healthy[0])
+            assert health_events(rec, "slow", "unhealthy") == []
+            assert sup.status(["slow"])[0].restarts == 0
+
+    run(scenario())
+
+
 def test_systemd_watchdog_counts_as_heartbeat(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """WATCHDOG=1 on NOTIFY_SOCKET feeds the heartbeat check; WATCHDOG_USEC tells its period."""
     if not hasattr(socket, "SO_PASSCRED"):

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,34 @@ SD_PROGRAM = """
     notify("READY=1\\nSTATUS=serving requests")
     time.sleep(60)
 """
+
+
+@needs_sd_notify
+def test_a_notify_service_started_again_says_why_and_that_it_waits(  # type: ignore[no-untyped-def]
+        tmp_path: Path, run) -> None:
+    """A notify service started again after an early death says both why it was
+    started and that it waits for READY."""
+    gate, marker = tmp_path / "gate", tmp_path / "died-once"
+    first_dies = textwrap.dedent("""
+        import os, sys
+        if not os.path.exists(sys.argv[2]):
+            open(sys.argv[2], "w").close()
+            sys.exit(3)
+    """) + textwrap.dedent(SD_PROGRAM)
+    cfg = make_config(tmp_path, {"sd": {"command": [*python(first_dies), str(gate), str(marker)],
+                                        "notify": True, "backoff": {"initial": "0.1s"}}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY
+                               and e.fields["report"] == "mainpid")
+            status = sup.status(["sd"])[0]
+            assert status.state is State.STARTING
+            assert status.reason == "retry after backoff; waiting for READY"
+            gate.touch()
+            await rec.wait_state("sd", "running")
+
+    run(scenario())
 
 
 @needs_sd_notify

@@ -43,13 +43,16 @@ class HealthTracker:
     """Turns probe results into starting → healthy ⇄ unhealthy.
 
     Failures during ``start_period`` do not count (the program may still be
-    starting); a success ends the start period at once. ``failures``
-    consecutive failures make it unhealthy; one success makes it healthy again.
+    starting); a success ends the start period at once. A heartbeat check's
+    start period lasts at least one ``heartbeat``: the program has that long
+    to send its first. ``failures`` consecutive failures make it unhealthy;
+    one success makes it healthy again.
     """
 
     def __init__(self, settings: HealthSettings, now: float) -> None:
         self._settings = settings
         self._began = now
+        self._grace = max(settings.start_period, settings.heartbeat or 0.0)
         self.status = STARTING
         self.consecutive = 0
 
@@ -58,7 +61,7 @@ class HealthTracker:
         if ok:
             self.consecutive = 0
             return self._become(HEALTHY)
-        if self.status == STARTING and now - self._began < self._settings.start_period:
+        if self.status == STARTING and now - self._began < self._grace:
             return None
         self.consecutive += 1
         if self.consecutive >= self._settings.failures:
@@ -152,7 +155,8 @@ def _kill_tree(pid: int) -> None:
 
 
 def make_probe(settings: HealthSettings, *, cwd: Path, env: dict[str, str],
-               last_heartbeat: Callable[[], float], clock: Callable[[], float]) -> Probe:
+               last_heartbeat: Callable[[], float | None],
+               clock: Callable[[], float]) -> Probe:
     """The probe ``settings`` describe, as a coroutine function (without its timeout)."""
     if settings.http is not None:
         url = settings.http
@@ -166,7 +170,10 @@ def make_probe(settings: HealthSettings, *, cwd: Path, env: dict[str, str],
     limit = settings.heartbeat or 0.0
 
     async def heartbeat() -> tuple[bool, str]:
-        age = clock() - last_heartbeat()
+        last = last_heartbeat()
+        if last is None:
+            return False, f"no heartbeat yet (expected every {limit:g}s)"
+        age = clock() - last
         if age <= limit:
             return True, f"heartbeat {age:.1f}s ago"
         return False, f"no heartbeat for {age:.1f}s (expected every {limit:g}s)"

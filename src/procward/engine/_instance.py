@@ -163,7 +163,10 @@ class Instance:
         self.status_text: str | None = None
         self.main_pid: int | None = None
         self.memory_max = config.memory_max
-        self._last_heartbeat = 0.0
+        # None until this process's first heartbeat: a check must not count one
+        # it never got (it would call the service healthy at once).
+        self._last_heartbeat: float | None = None
+        self._health_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._restart_request: asyncio.Future[str] | None = None
         self._forced_restart: str | None = None
@@ -228,6 +231,9 @@ class Instance:
         elif report.kind in ("ready", "stopping", "mainpid"):
             if report.kind == "ready" and self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
+                # As systemd arms WatchdogSec: a notify service is checked once
+                # it says it is ready, not while it prepares.
+                self._health_task = self._start_health()
             if report.kind == "mainpid":
                 self.main_pid = report.main_pid
             what = report.kind.upper() + (f" {report.main_pid}" if report.main_pid else "")
@@ -372,15 +378,21 @@ class Instance:
         host.journal.add(child.pid, child.create_time, self.name)
         self._ready = loop.create_future() if cfg.notify else None
         self._restart_request = loop.create_future()
-        self._last_heartbeat = loop.time()
+        self._last_heartbeat = None
         self.status_text = self.main_pid = None
-        self._set(State.STARTING, "waiting for READY" if cfg.notify and not reason else reason)
-        health = self._start_health()
+        if cfg.notify:
+            reason = f"{reason}; waiting for READY" if reason else "waiting for READY"
+        self._set(State.STARTING, reason)
+        if cfg.notify:
+            self.health = "starting" if cfg.health is not None else None
+        else:
+            self._health_task = self._start_health()
         try:
             return await self._watch(child)
         finally:
-            if health is not None:
-                health.cancel()
+            if self._health_task is not None:
+                self._health_task.cancel()
+                self._health_task = None
             self.health = None
             self._ready = self._restart_request = None
 
