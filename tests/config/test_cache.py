@@ -130,3 +130,32 @@ def test_only_the_newest_entries_are_kept(tmp_path: Path) -> None:
     caches[-1].store("0" * 64, "{}\n")  # now: older than all the others' times
     kept = {p.name for p in folder.iterdir()}
     assert kept == {os.path.basename(c.entry) for c in caches[-KEEP:]}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX owners")
+def test_a_cache_folder_another_user_owns_is_not_used(tmp_path: Path) -> None:
+    """sudo can keep the invoking user's HOME or XDG_CACHE_HOME: as another user
+    (root), procward keeps its cache in its own home, never in that one."""
+    import pwd
+
+    from procward.config._paths import user_cache_dir
+
+    if os.geteuid() == 0:
+        foreign = tmp_path / "someone"
+        foreign.mkdir()
+        os.chown(foreign, 65534, 65534)
+    else:
+        foreign = Path("/usr")  # root's; nothing is written there
+    own_cache = os.path.join(pwd.getpwuid(os.geteuid()).pw_dir, ".cache")
+    expected = os.path.join(own_cache, "procward") if os.path.isdir(own_cache) and \
+        os.stat(own_cache).st_uid == os.geteuid() else None
+    for environ in ({"XDG_CACHE_HOME": str(foreign / ".cache")}, {"HOME": str(foreign)}):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("XDG_CACHE_HOME", raising=False)
+            for key, value in environ.items():
+                mp.setenv(key, value)
+            found = user_cache_dir()
+        assert found == expected, (environ, found)
+    mine = tmp_path / "mine"
+    assert user_cache_dir({"XDG_CACHE_HOME": str(mine / "not-yet")}) == str(
+        mine / "not-yet" / "procward")

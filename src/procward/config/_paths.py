@@ -76,4 +76,40 @@ def user_cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
         if base is None:
             home = os.path.expanduser("~")
             base = None if home == "~" else os.path.join(home, ".cache")
+        if base is not None and not _owned_by_us(base):
+            # sudo may keep the invoking user's HOME or XDG_CACHE_HOME: root's
+            # cache written there would leave root-owned folders in another
+            # user's home (~/.cache itself, if it did not exist yet), which that
+            # user could then not write. The effective user's own home instead.
+            base = _own_home_cache()
     return os.path.join(base, "procward") if base else None
+
+
+def _owned_by_us(path: str) -> bool:
+    """Whether ``path``, or the nearest folder above it that exists, is the effective user's."""
+    if sys.platform == "win32":
+        return True  # the folder is in the user's own profile
+    while True:
+        try:
+            owner: int = os.stat(path).st_uid
+            return owner == os.geteuid()
+        except FileNotFoundError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return False
+            path = parent
+        except OSError:
+            return False
+
+
+def _own_home_cache() -> str | None:
+    if sys.platform == "win32":
+        return None
+    import pwd
+
+    try:
+        home = pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return None
+    cache = os.path.join(home, ".cache")
+    return cache if home and _owned_by_us(cache) else None
