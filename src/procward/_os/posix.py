@@ -449,7 +449,7 @@ class PosixPlatform:
         """Whether ``os.posix_spawn`` can start this program as Popen would.
 
         It takes a quarter of Popen's CPU in the daemon (0.15 ms against
-        0.6 ms a start, timed alone: no Python around the fork), but it cannot
+        0.67 ms a start, timed alone: no Python around the fork), but it cannot
         set a working directory, so it serves only services that run in the
         daemon's own (``procward run`` works in its configuration's folder,
         every service's default). Popen keeps the rest: a program found on a
