@@ -382,10 +382,10 @@ class Instance:
         self.status_text = self.main_pid = None
         if cfg.notify:
             reason = f"{reason}; waiting for READY" if reason else "waiting for READY"
-        self._set(State.STARTING, reason)
-        if cfg.notify:
+            # Its health check starts at READY (see notified); until then, starting.
             self.health = "starting" if cfg.health is not None else None
-        else:
+        self._set(State.STARTING, reason)
+        if not cfg.notify:
             self._health_task = self._start_health()
         try:
             return await self._watch(child)
