@@ -197,6 +197,41 @@ start_seconds = 0.1
         d.kill()
 
 
+def test_a_relative_alert_command_is_the_configuration_folders(tmp_path: Path) -> None:
+    """An alert sink's command runs in the configuration's folder, so a relative
+    path names a script beside the file, wherever the daemon was started."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "page.sh").write_text('#!/bin/sh\necho "$PROCWARD_ALERT_SERVICE" > paged.txt\n')
+    (conf / "page.sh").chmod(0o755)
+    cfg = _write_config(conf, """
+[alerts.sinks.pager]
+type = "command"
+command = ["./page.sh"]
+
+[services.noisy]
+command = ["sh", "-c", "echo 'ERROR 42'; exec sleep 600"]
+start_seconds = 0.1
+
+[[services.noisy.alerts]]
+pattern = 'ERROR \\d+'
+actions = ["pager"]
+""")
+    d = Daemon(Path("conf") / cfg.name, cwd=tmp_path)
+    try:
+        pid = _pid_of(d.wait_line("noisy         running"))
+        paged = conf / "paged.txt"
+        deadline = time.monotonic() + 15
+        while not (paged.exists() and paged.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert paged.read_text() == "noisy\n"
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.finish() == 0
+        assert _wait_gone([pid])
+    finally:
+        d.kill()
+
+
 def test_second_ctrl_c_kills_at_once(tmp_path: Path) -> None:
     """A second SIGINT kills services that are still taking their time to stop."""
     stubborn = python("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
