@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -189,7 +190,7 @@ def test_a_program_that_cannot_run_raises_spawn_error_and_leaks_no_pipe(  # type
         loop = asyncio.get_running_loop()
         for argv, reason in (([str(script)], "Permission denied"),
                              (["./no-such-program"], "No such file or directory")):
-            with pytest.raises(SpawnError, match=f"{argv[0]}.*{reason}"):
+            with pytest.raises(SpawnError, match=f"{re.escape(argv[0])}.*{reason}"):
                 PLATFORM.spawn(loop, SpawnSpec(argv, folder, dict(os.environ)), Sink(), Sink())
         # A relative path is the service's folder's, whichever way it starts.
         (folder / "here.sh").write_text("#!/bin/sh\npwd\n")
