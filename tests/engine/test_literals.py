@@ -61,6 +61,24 @@ def test_finder_finds_exactly_the_texts_present(native: bool, texts: list[bytes]
     assert finder(texts, native=native).which(haystack, start, end) == expected
 
 
+@pytest.mark.skipif(not _native_available(), reason="ahocorasick_rs is not installed")
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.binary(min_size=3, max_size=5), min_size=49, max_size=100, unique=True),
+       picks=st.lists(st.integers(min_value=0, max_value=99), max_size=12),
+       filler=st.binary(max_size=3), cuts=st.tuples(st.integers(0, 300), st.integers(0, 300)))
+def test_native_finder_with_texts_for_several_searchers(texts: list[bytes], picks: list[int],
+                                                        filler: bytes,
+                                                        cuts: tuple[int, int]) -> None:
+    """More texts than one searcher takes (they are split into groups): still exactly
+    the texts present, whichever group each is in."""
+    chunk = filler.join(texts[i % len(texts)] for i in picks)
+    start, end = sorted(min(c, len(chunk)) for c in cuts)
+    expected = {i for i, text in enumerate(texts) if text in chunk[start:end]}
+    searchers = finder(texts)
+    assert isinstance(searchers, _literals._AhoCorasickFinder) and len(searchers._groups) >= 2
+    assert searchers.which(chunk, start, end) == expected
+
+
 def test_native_finder_is_used_where_the_dependency_installs() -> None:
     """The fast finder is the one in use: pyproject.toml asks for ahocorasick_rs everywhere."""
     assert _native_available()
