@@ -12,7 +12,7 @@ from procward.engine import _literals
 from procward.engine._literals import finder, required_literals
 
 _atoms = st.sampled_from(["a", "b", "A", "B", ":", " ", "ab", "Ba", "[ab]", r"\d", ".", "^", "$",
-                          r"\b"])
+                          r"\b", "E", "[0-2]", "[^a]", r"\d{2}"])
 
 
 def _patterns() -> st.SearchStrategy[str]:
@@ -31,12 +31,33 @@ def _patterns() -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(_patterns(), st.text(alphabet="abAB: 1", max_size=30))
+@given(_patterns(), st.text(alphabet="abAB: 1E02", max_size=30))
 def test_required_literals_never_skip_a_match(pattern: str, line: str) -> None:
-    """A line a pattern matches always contains one of the texts the prefilter looks for."""
+    """A line a pattern matches always contains one of the texts the prefilter looks
+    for (one that begins with a newline: after one, or at the line's start)."""
     needles = required_literals(pattern.encode())
-    if re.search(pattern.encode(), line.encode(), re.MULTILINE) and needles is not None:
-        assert any(n in line.encode() for n in needles), (pattern, line, needles)
+    data = line.encode()
+    if re.search(pattern.encode(), data, re.MULTILINE) and needles is not None:
+        assert any(_occurs(n, data) for n in needles), (pattern, line, needles)
+
+
+def _occurs(text: bytes, window: bytes) -> bool:
+    """A finder's meaning of "text is in window": a leading newline is a line start."""
+    return text in window or (text[:1] == b"\n" and window.startswith(text[1:]))
+
+
+@pytest.mark.parametrize(("pattern", "texts"), [
+    (rb"^E\d{4} ", [b"\nE%d" % d for d in range(10)]),   # a line start and a class
+    (rb"^ab", [b"\nab"]),                                  # a line start
+    (rb"ab[xy]", [b"abx", b"aby"]),                         # a class
+    (rb"^abc", [b"abc"]),                                   # long enough as it is
+    (rb"E\d ", [b"E"]),                                    # "E0" … would still be short
+    (rb"x[^a]y", [b"x"]),                                   # a negated class adds nothing
+])
+def test_short_texts_are_lengthened_where_sound(pattern: bytes, texts: list[bytes]) -> None:
+    """A text too short for the fast searcher takes in a line start before it or a
+    small class after it, when that makes it long enough."""
+    assert required_literals(pattern) == texts
 
 
 def _native_available() -> bool:
@@ -56,7 +77,7 @@ def test_finder_finds_exactly_the_texts_present(native: bool, texts: list[bytes]
                                                 cuts: tuple[int, int], in_bytearray: bool) -> None:
     """Each finder reports every text in chunk[start:end], none absent or outside it."""
     start, end = sorted(min(c, len(chunk)) for c in cuts)
-    expected = {i for i, text in enumerate(texts) if text in chunk[start:end]}
+    expected = {i for i, text in enumerate(texts) if _occurs(text, chunk[start:end])}
     haystack = bytearray(chunk) if in_bytearray else chunk
     assert finder(texts, native=native).which(haystack, start, end) == expected
 
@@ -73,10 +94,26 @@ def test_native_finder_with_texts_for_several_searchers(texts: list[bytes], pick
     the texts present, whichever group each is in."""
     chunk = filler.join(texts[i % len(texts)] for i in picks)
     start, end = sorted(min(c, len(chunk)) for c in cuts)
-    expected = {i for i, text in enumerate(texts) if text in chunk[start:end]}
+    expected = {i for i, text in enumerate(texts) if _occurs(text, chunk[start:end])}
     searchers = finder(texts)
     assert isinstance(searchers, _literals._AhoCorasickFinder) and len(searchers._groups) >= 2
     assert searchers.which(chunk, start, end) == expected
+
+
+@pytest.mark.parametrize("native", [
+    pytest.param(True, marks=pytest.mark.skipif(not _native_available(),
+                                                reason="ahocorasick_rs is not installed")),
+    False,
+])
+def test_a_text_beginning_with_a_newline_also_begins_the_window(native: bool) -> None:
+    """A leading newline means a line start: after a newline, or at the window's start."""
+    texts = [b"\nE0", b"\nE1", b"abc", b"\nE2"]
+    chunk = b"E0 x\nE1 y\nabc E2"
+    f = finder(texts, native=native)
+    assert f.which(chunk, 0, len(chunk)) == {0, 1, 2}
+    assert f.which(chunk, 5, len(chunk)) == {1, 2}
+    assert f.which(chunk, 1, len(chunk)) == {1, 2}
+    assert f.which(chunk, 14, len(chunk)) == {3}
 
 
 def test_native_finder_is_used_where_the_dependency_installs() -> None:

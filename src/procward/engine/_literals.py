@@ -8,12 +8,13 @@ capture pays for its rules, on every byte.
 
 Two finders do that search. The Rust aho-corasick crate (the
 ``ahocorasick_rs`` package, wheels for Linux, Windows and macOS) looks for all
-texts of three bytes or more in one pass of its SIMD "Teddy" searcher: some
-7 GB/s for 25 of the 26 texts of 20 typical rules here (output in the CPU's
-cache), three and a half times Hyperscan's speed on the same texts. Shorter
-texts defeat that searcher (with a one-byte text it falls back to an
-automaton, twenty times slower), so they are looked for with ``bytes.find``,
-a ``memchr`` for one byte. Where the package cannot be imported, a
+texts of three bytes or more in one pass of its SIMD "Teddy" searcher (one
+pass per 48 texts): some 7 GB/s for the 25 texts of 20 typical rules here
+(output in the CPU's cache), three and a half times Hyperscan's speed on the
+same texts. Shorter texts defeat that searcher (with a one-byte text it
+falls back to an automaton, twenty times slower), so a short text is first
+lengthened where that is sound (``_lengthened``), and what stays short is
+looked for with ``bytes.find``, a ``memchr`` for one byte. Where the package cannot be imported, a
 pure-Python finder runs instead: one ``memchr`` per distinct rare byte of the
 texts, then ``bytes.find`` for the texts whose byte is present.
 """
@@ -29,11 +30,38 @@ __all__ = ["Finder", "finder", "required_literals"]
 
 
 class Finder(Protocol):
-    """Looks for a fixed set of texts in ``chunk[start:end]``."""
+    """Looks for a fixed set of texts in ``chunk[start:end]``.
+
+    A text that begins with a newline stands for a line start: it is also
+    found where the rest of it begins the window (a window always starts a
+    line; see ``_lengthened``).
+    """
 
     def which(self, chunk: bytes | bytearray, start: int, end: int) -> set[int]:
         """The indexes of the texts that occur (asked of every chunk: mostly none)."""
         ...
+
+
+class _LineStarts:
+    """The texts that begin with a newline, looked for at the start of a window."""
+
+    def __init__(self, ids_of: dict[bytes, list[int]]) -> None:
+        self._by_first: dict[int, list[tuple[bytes, list[int]]]] = {}
+        self._always: list[int] = []  # a lone newline: every window starts a line
+        for text, ids in ids_of.items():
+            if text[:1] == b"\n":
+                if len(text) > 1:
+                    self._by_first.setdefault(text[1], []).append((text[1:], ids))
+                else:
+                    self._always.extend(ids)
+        self.any = bool(self._by_first or self._always)
+
+    def add(self, ids: set[int], chunk: bytes | bytearray, start: int, end: int) -> None:
+        ids.update(self._always)
+        if start < end:
+            for rest, text_ids in self._by_first.get(chunk[start], ()):
+                if chunk.startswith(rest, start, end):
+                    ids.update(text_ids)
 
 
 # re's own parser, to find the literal text a pattern requires. Private (and
@@ -42,17 +70,81 @@ sre_parse: Any = importlib.import_module("re._parser")
 sre_constants: Any = importlib.import_module("re._constants")
 
 
+# The searcher's fast mode needs texts of at least this many bytes.
+_PACKED_MIN = 3
+# At most this many bytes in a class that lengthens a short text.
+_CLASS_MAX = 10
+
+
+def _class_bytes(op: Any, av: Any) -> bytes | None:
+    """The bytes one of which an item always matches first, if it is a small plain class."""
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+        return _class_bytes(*av[2][0]) if av[0] >= 1 and len(av[2]) == 1 else None
+    if op is sre_constants.LITERAL:
+        return bytes([av])
+    if op is not sre_constants.IN:
+        return None
+    found: set[int] = set()
+    for item_op, item_av in av:
+        if item_op is sre_constants.LITERAL:
+            found.add(item_av)
+        elif item_op is sre_constants.RANGE:
+            found.update(range(item_av[0], item_av[1] + 1))
+        elif item_op is sre_constants.CATEGORY and item_av is sre_constants.CATEGORY_DIGIT:
+            found.update(b"0123456789")  # bytes patterns: ASCII digits only
+        else:
+            return None  # negated, other categories: not worth listing
+        if len(found) > _CLASS_MAX:
+            return None
+    return bytes(sorted(found))
+
+
+def _lengthened(text: bytes, line_start: bool, following: bytes | None) -> list[bytes] | None:
+    """A text too short for the fast searcher, made long enough where that is sound.
+
+    Before it a line start ('^') adds a newline, which stands for one (the
+    finders also take the start of their window, always a line start, as
+    one); after it a small class adds each of its bytes. So ``^E\\d{4} ``
+    requires "\\nE0" … "\\nE9" instead of a bare "E": real logs have a capital
+    E in almost every chunk, and each time the rule's regex ran over the chunk.
+    """
+    if not text:
+        return None
+    options = []
+    if line_start:
+        options.append([b"\n" + text])
+    if following is not None:
+        options.append([text + bytes([b]) for b in following])
+        if line_start:
+            options.append([b"\n" + text + bytes([b]) for b in following])
+    return next((texts for texts in options if len(texts[0]) >= _PACKED_MIN), None)
+
+
 def _seq_required(items: Any) -> list[bytes] | None:
     """Literals one of which every match of the item sequence contains; None if unknown."""
     candidates: list[list[bytes]] = []
     run = bytearray()
+    line_start = False  # whether the run begins at a '^'
+
+    def flush(following: bytes | None) -> None:
+        nonlocal run, line_start
+        text = bytes(run)
+        longer = _lengthened(text, line_start, following) if len(text) < _PACKED_MIN else None
+        if longer or text:
+            candidates.append(longer or [text])
+        run, line_start = bytearray(), False
+
     for op, av in items:
         if op is sre_constants.LITERAL:
             run.append(av)
             continue
+        if op is sre_constants.AT and av is sre_constants.AT_BEGINNING:
+            flush(None)
+            line_start = True
+            continue
         if run:
-            candidates.append([bytes(run)])
-            run = bytearray()
+            flush(_class_bytes(op, av))
+        line_start = False
         found: list[bytes] | None = None
         if op is sre_constants.SUBPATTERN:
             _, add_flags, _, sub = av
@@ -67,8 +159,7 @@ def _seq_required(items: Any) -> list[bytes] | None:
         # Anything else (classes, anchors, lookarounds) requires no literal we can use.
         if found:
             candidates.append(found)
-    if run:
-        candidates.append([bytes(run)])
+    flush(None)
     if not candidates:
         return None
     # The best requirement is the one whose shortest alternative is longest.
@@ -78,8 +169,10 @@ def _seq_required(items: Any) -> list[bytes] | None:
 def required_literals(pattern: bytes) -> list[bytes] | None:
     """Texts one of which every match of ``pattern`` contains, or None if there are none.
 
-    Sound by construction: only plain literals count, under no IGNORECASE; a
-    part we cannot reason about requires nothing. None means "always run the regex".
+    Sound by construction: only plain literals count, under no IGNORECASE,
+    lengthened only by a line start before them or a small class after them;
+    a part we cannot reason about requires nothing. None means "always run
+    the regex".
     """
     try:
         parsed = sre_parse.parse(pattern, re.MULTILINE)
@@ -102,9 +195,6 @@ def finder(texts: Sequence[bytes], *, native: bool = True) -> Finder:
     return _PythonFinder(texts)
 
 
-# The searcher's fast mode needs texts of at least this many bytes.
-_PACKED_MIN = 3
-
 # Most texts per searcher. Teddy's pass over 64 KiB took ~10 us here with 8
 # to 32 texts, 15-16.5 us with 40 to 48, and 49-60 us with 52 to 64; two
 # searchers of 32 texts each, 23 us together. More texts are split evenly.
@@ -124,8 +214,19 @@ class _AhoCorasickFinder:
             ids_of.setdefault(text, []).append(i)
         long = [t for t in ids_of if len(t) >= _PACKED_MIN]
         self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN]
-        # Per group of texts: (any?, which?, the rule text ids of each of its texts).
-        self._groups: list[tuple[Any, Any, list[list[int]]]] = []
+        self._line_starts = _LineStarts(ids_of)
+        # Per group of texts: (a byte each of its texts holds, or None; any?;
+        # which?; the rule text ids of each of its texts).
+        self._groups: list[tuple[bytes | None, Any, Any, list[list[int]]]] = []
+        # Texts that begin with a newline search apart: ten of them among the
+        # others made that pass 3 us slower. Theirs runs only where a byte they
+        # all hold occurs ("E" of "\nE0" … "\nE9"): a memchr, where their own
+        # pass, with a newline in every line, took 1.5 us.
+        self._add_groups(ac, [t for t in long if t[:1] != b"\n"], ids_of, gated=False)
+        self._add_groups(ac, [t for t in long if t[:1] == b"\n"], ids_of, gated=True)
+
+    def _add_groups(self, ac: Any, long: list[bytes], ids_of: dict[bytes, list[int]],
+                    gated: bool) -> None:
         size = -(-len(long) // -(-len(long) // _GROUP)) if long else 1
         for at in range(0, len(long), size):
             group = tuple(long[at:at + size])
@@ -139,7 +240,8 @@ class _AhoCorasickFinder:
                                                  matchkind=ac.MATCHKIND_LEFTMOST_FIRST),
                              ac.BytesAhoCorasick(list(group)))
                 _SEARCHERS[group] = searchers
-            self._groups.append((searchers[0].find_matches_as_indexes,
+            self._groups.append((_common_byte(group) if gated else None,
+                                 searchers[0].find_matches_as_indexes,
                                  searchers[1].find_matches_as_indexes,
                                  [ids_of[t] for t in group]))
 
@@ -147,7 +249,9 @@ class _AhoCorasickFinder:
         ids: set[int] = set()
         if self._groups:
             view = memoryview(chunk)[start:end] if start or end < len(chunk) else chunk
-            for quick, every, group_ids in self._groups:
+            for gate, quick, every, group_ids in self._groups:
+                if gate is not None and chunk.find(gate, start, end) < 0:
+                    continue
                 # The automaton, some twenty times slower, only where Teddy saw a text.
                 if quick(view):
                     for k, _, _ in every(view, overlapping=True):
@@ -155,14 +259,24 @@ class _AhoCorasickFinder:
         for text, text_ids in self._short:
             if chunk.find(text, start, end) >= 0:
                 ids.update(text_ids)
+        if self._line_starts.any:
+            self._line_starts.add(ids, chunk, start, end)
         return ids
 
 
 # Bytes from most to least common in log text: a text is looked for by its
 # rarest byte. Anything not listed (most punctuation) counts as rarest.
-_COMMON_BYTES = (b" etaoinsrhldcumfpgwybvkxjqz0123456789:.-/=_,'\"ETAOINSRHLDCUMFPGWYBVKXJQZ"
+_COMMON_BYTES = (b"\n etaoinsrhldcumfpgwybvkxjqz0123456789:.-/=_,'\"ETAOINSRHLDCUMFPGWYBVKXJQZ"
                  b"[]()<>")
 _RANK = {b: i for i, b in enumerate(_COMMON_BYTES)}
+
+
+def _common_byte(texts: Sequence[bytes]) -> bytes | None:
+    """The rarest byte every text holds, leading newlines aside, or None."""
+    common = set(texts[0].lstrip(b"\n"))
+    for text in texts[1:]:
+        common &= set(text.lstrip(b"\n"))
+    return bytes([max(common, key=lambda b: _RANK.get(b, len(_RANK)))]) if common else None
 
 
 def _rarest(text: bytes) -> bytes:
@@ -174,9 +288,12 @@ class _PythonFinder:
 
     def __init__(self, texts: Sequence[bytes]) -> None:
         by_byte: dict[bytes, list[tuple[int, bytes]]] = {}
+        ids_of: dict[bytes, list[int]] = {}
         for i, text in enumerate(texts):
             by_byte.setdefault(_rarest(text), []).append((i, text))
+            ids_of.setdefault(text, []).append(i)
         self._groups = list(by_byte.items())
+        self._line_starts = _LineStarts(ids_of)
 
     def which(self, chunk: bytes | bytearray, start: int, end: int) -> set[int]:
         ids: set[int] = set()
@@ -186,4 +303,6 @@ class _PythonFinder:
             for i, text in entries:
                 if chunk.find(text, start, end) >= 0:
                     ids.add(i)
+        if self._line_starts.any:
+            self._line_starts.add(ids, chunk, start, end)
         return ids
