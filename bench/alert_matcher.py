@@ -155,7 +155,9 @@ def run(opts: argparse.Namespace, ws: common.Workspace,
         result[label] = r
     plain, ruled = result["procward"], result["procward+rules"]
     result["throughput_ratio"] = ruled["throughput_mb_s"] / plain["throughput_mb_s"]
-    result["cpu_ratio"] = ruled["cpu_seconds"] / plain["cpu_seconds"]
+    # psutil counts CPU in 10 ms ticks: a short --quick run can show none at all.
+    result["cpu_ratio"] = (ruled["cpu_seconds"] / plain["cpu_seconds"]
+                           if plain["cpu_seconds"] else None)
     common.say(f"{NAME}: in-process matcher, {lines} lines")
     result["in_process"] = in_process(lines, rounds)
     return result
