@@ -263,7 +263,7 @@ def test_a_notify_service_is_checked_from_ready_on(tmp_path: Path, run) -> None:
     code = """
         import time
         from procward import notify
-        time.sleep(1.5)          # preparing: six heartbeat periods, no heartbeat
+        time.sleep(2.5)          # preparing: past a heartbeat period and two probes
         notify.ready()
         while True:
             notify.heartbeat()
@@ -271,7 +271,9 @@ def test_a_notify_service_is_checked_from_ready_on(tmp_path: Path, run) -> None:
     """
     cfg = make_config(tmp_path, {"slow": {
         "command": [sys.executable, "-c", textwrap.dedent(code)], "notify": True,
-        "health": {"heartbeat": "0.25s", "failures": 2, "interval": "0.1s", "timeout": "1s",
+        # A second's grace after READY, so that a slow machine stalling the
+        # program does not count; before the fix it was unhealthy 1.2 s after spawn.
+        "health": {"heartbeat": "1s", "failures": 2, "interval": "0.1s", "timeout": "1s",
                    "start_period": "0s"}}})
 
     async def scenario() -> None:
