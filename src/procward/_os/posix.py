@@ -475,13 +475,13 @@ class PosixPlatform:
             except OSError:
                 same = False
             self._here[key] = same
-        if same and not self._sealed:
-            _seal_inherited_descriptors()
-            self._sealed = True
         return same
 
     def _posix_spawn(self, spec: SpawnSpec, path: str, out_fd: int, err_fd: int) -> int | None:
         """The new child's pid, or None where this Python cannot start a session so."""
+        if not self._sealed:
+            _seal_inherited_descriptors()
+            self._sealed = True
         try:
             return os.posix_spawn(
                 path, spec.argv, spec.env,

@@ -14,16 +14,17 @@ pass per 48 texts): some 7 GB/s for the 25 texts of 20 typical rules here
 same texts. Shorter texts defeat that searcher (with a one-byte text it
 falls back to an automaton, twenty times slower), so a short text is first
 lengthened where that is sound (``_lengthened``), and what stays short is
-looked for with ``bytes.find``, a ``memchr`` for one byte. Where the package cannot be imported, a
-pure-Python finder runs instead: one ``memchr`` per distinct rare byte of the
-texts, then ``bytes.find`` for the texts whose byte is present.
+looked for with ``bytes.find``, a ``memchr`` for one byte. Where the package
+cannot be imported, a pure-Python finder runs instead: one ``memchr`` per
+distinct rare byte of the texts, then ``bytes.find`` for the texts whose
+byte is present.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 __all__ = ["Finder", "finder", "required_literals"]
@@ -271,16 +272,14 @@ _COMMON_BYTES = (b"\n etaoinsrhldcumfpgwybvkxjqz0123456789:.-/=_,'\"ETAOINSRHLDC
 _RANK = {b: i for i, b in enumerate(_COMMON_BYTES)}
 
 
+def _rarest(byte_values: Iterable[int]) -> bytes:
+    return bytes([max(byte_values, key=lambda b: _RANK.get(b, len(_RANK)))])
+
+
 def _common_byte(texts: Sequence[bytes]) -> bytes | None:
     """The rarest byte every text holds, leading newlines aside, or None."""
-    common = set(texts[0].lstrip(b"\n"))
-    for text in texts[1:]:
-        common &= set(text.lstrip(b"\n"))
-    return bytes([max(common, key=lambda b: _RANK.get(b, len(_RANK)))]) if common else None
-
-
-def _rarest(text: bytes) -> bytes:
-    return bytes([max(text, key=lambda b: _RANK.get(b, len(_RANK)))])
+    common = set(texts[0].lstrip(b"\n")).intersection(*(t.lstrip(b"\n") for t in texts[1:]))
+    return _rarest(common) if common else None
 
 
 class _PythonFinder:

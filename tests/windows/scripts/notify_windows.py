@@ -21,7 +21,7 @@ from typing import Any
 
 from procward._frames import Command, encode
 from procward._os import PLATFORM
-from procward.engine import EventKind
+from procward.engine import EventKind, State
 from procward.testing import make_config, supervised
 
 CHILD = """
@@ -88,12 +88,11 @@ async def main() -> dict[str, Any]:
         # A Windows python under Wine now and then dies in DLL initialisation
         # before running a line, and procward starts it again after a backoff:
         # look at the service once a live copy has reported its status (a dead
-        # copy's status line stays until the next spawn clears it; its backoff
-        # says "retry after backoff").
+        # copy's status line stays during the backoff; a spawn clears it).
         deadline = loop.time() + 60
         while loop.time() < deadline:
             now = sup.status(["sdk"])[0]
-            if now.status_text == "warming up" and now.reason != "retry after backoff":
+            if now.state is State.STARTING and now.status_text == "warming up":
                 break
             await asyncio.sleep(0.05)
         before_gate = sup.status(["sdk"])[0]
