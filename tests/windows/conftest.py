@@ -80,10 +80,25 @@ def wine_python() -> Iterator[WinePython]:
         WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d",
     )
     xvfb, env["DISPLAY"] = _start_display()
-    # Persistent: Wine ends every service when the last ordinary Wine process exits.
+    # Persistent: a wineserver with a timeout ends every service a few seconds after
+    # the last ordinary Wine process exits (services are "system" processes to it).
     server = subprocess.Popen(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
+    # It forks, and the first process exits once the server holds its socket: only
+    # then may a Wine program run. One run sooner starts a server of its own, with
+    # the timeout, and this one exits 2 (seen in CI: services under test stopped
+    # seconds after the last sc or python.exe in the test ended).
+    try:
+        code: int | None = server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        code = None
+    if code != 0:
+        xvfb.kill()
+        xvfb.wait()
+        _unavailable(f"the persistent wineserver did not start (exit {code})")
     try:
         # The first Wine program starts Wine's own system processes (services.exe,
         # explorer, ...), which keep the standard handles they were given: give them
@@ -96,11 +111,6 @@ def wine_python() -> Iterator[WinePython]:
         subprocess.run(["wineserver", "-k"], env=env, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                        check=False)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
         xvfb.terminate()
         xvfb.wait()
         shutil.rmtree(tmp, ignore_errors=True)
