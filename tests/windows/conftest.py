@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wine import CACHE, SETUP, WinePython
+from wine import CACHE, SETUP, ServiceHost, WinePython
 
 
 def _unavailable(reason: str) -> None:
@@ -52,6 +52,18 @@ def _start_display() -> tuple[subprocess.Popen[bytes], str]:
         xvfb.wait()
         _unavailable("Xvfb did not start")
     return xvfb, f":{number}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed service test's output ends with what its services and their files said:
+    a timeout alone cannot tell a daemon that never ran from one stopped early."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, ServiceHost):
+                report.sections.append(("services under test", value.report()))
 
 
 @pytest.fixture(scope="session")

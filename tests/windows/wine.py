@@ -202,6 +202,26 @@ class ServiceHost:
             code, output = self.sc("start", name)
         return code, output
 
+    def report(self) -> str:
+        """What a failed test's output shows: each service's status, the Wine system
+        processes, and the ends of the files its programs wrote (events, logs, errors)."""
+        parts = []
+        for name in self.names:
+            try:
+                parts.append(f"status of {name}: {json.dumps(self.ctl('status', name))}")
+            except (AssertionError, subprocess.TimeoutExpired) as e:
+                parts.append(f"status of {name}: not readable ({str(e)[:200]})")
+        system = [" ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])
+                  if any(word in " ".join(p.info["cmdline"] or ())
+                         for word in ("wineserver", "services.exe"))]
+        parts.append("Wine server and SCM processes: " + ("; ".join(system) or "none"))
+        for path in sorted(self.folder.rglob("*")):
+            if path.suffix in (".log", ".jsonl", ".txt") and path.is_file():
+                tail = path.read_text(errors="replace").splitlines()[-15:]
+                parts.append(f"--- {path.relative_to(self.folder)} (last lines)\n"
+                             + "\n".join(line[:300] for line in tail))
+        return "\n".join(parts)
+
     def cleanup(self) -> None:
         for name in self.names:
             try:
