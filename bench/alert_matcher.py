@@ -10,7 +10,8 @@ Two figures, each against the same path without rules, in the same run:
 - in the daemon's process, without pipes: the same lines, in 64 KiB chunks
   copied into a reused buffer as the POSIX reader reads them, fed to a
   ``LogWriter`` (the capture path) and to the ``AlertTee`` that wraps it when
-  rules exist; lines per second each sustains.
+  rules exist; lines per second each sustains. Then again with application
+  log lines (words, mixed case, near misses), where the prefilter works harder.
 
 The rules are typical (error words, tracebacks, HTTP 5xx, timeouts) and none
 matches the writer's lines, the common case: a matching line costs more, but
@@ -93,13 +94,45 @@ def _lines_blob(lines: int) -> bytes:
     return b"".join(b"%012d " % i + fills[i % 26] for i in range(lines))
 
 
-def in_process(lines: int, rounds: int) -> dict[str, Any]:
+# Application log lines as services print them: mixed case, words, numbers,
+# and near misses (a "connection " that is not refused) that send a chunk on to
+# the rules' regexes. The writer's lines are kind to the prefilter: their letters
+# run in alphabet order. Measured here, one pass of the same 25 texts over 64 KiB
+# took 8.6 us on them and 39-44 us on this project's docs and source.
+_TEMPLATES = (
+    "INFO  http: request served method=GET path=/api/v1/orders/{n} status=200 bytes={m} "
+    "took={k}ms",
+    "DEBUG cache: miss for key user:{n}:profile, loading it from the database",
+    "INFO  auth: session {h} renewed for user {w} from 10.0.{k}.{m}",
+    "INFO  jobs: worker {k} picked up job {n} from the queue emails, attempt 1",
+    "DEBUG db: connection pool size={k} idle={m} in use={n}, waiting requests none",
+    "INFO  scheduler: cleanup finished, removed {m} expired entries in {k} ms",
+    "DEBUG http: keep-alive kept for client {w}, {m} requests on this socket",
+)
+_WORDS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+
+
+def _log_lines_blob(lines: int) -> bytes:
+    """``lines`` log lines from the templates above, the same every run."""
+    import random
+
+    pick = random.Random(7)
+    out = []
+    for i in range(lines):
+        text = pick.choice(_TEMPLATES).format(
+            n=pick.randrange(10**6), m=pick.randrange(10**4), k=pick.randrange(256),
+            h=f"{pick.getrandbits(48):012x}", w=pick.choice(_WORDS))
+        out.append(f"2026-11-22T10:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}Z "
+                   f"{text}\n".encode())
+    return b"".join(out)
+
+
+def in_process(lines: int, rounds: int, blob: bytes) -> dict[str, Any]:
     """Lines per second through LogWriter.feed alone and through the AlertTee around it."""
     from procward.config import AlertRule, LogSettings
     from procward.engine._alerts import InstanceRules
     from procward.engine._logs import LogWriter
 
-    blob = _lines_blob(lines)
     chunks = [memoryview(blob)[i:i + 65536] for i in range(0, len(blob), 65536)]
     # As the POSIX reader does: each chunk is read into one reused buffer (here
     # copied, there by the kernel) and the sink gets a view of its start.
@@ -159,12 +192,15 @@ def run(opts: argparse.Namespace, ws: common.Workspace,
     result["cpu_ratio"] = (ruled["cpu_seconds"] / plain["cpu_seconds"]
                            if plain["cpu_seconds"] else None)
     common.say(f"{NAME}: in-process matcher, {lines} lines")
-    result["in_process"] = in_process(lines, rounds)
+    result["in_process"] = in_process(lines, rounds, _lines_blob(lines))
+    common.say(f"{NAME}: in-process matcher, {lines} application log lines")
+    result["in_process_log_lines"] = in_process(lines, rounds, _log_lines_blob(lines))
     return result
 
 
 def rows(result: dict[str, Any]) -> list[common.Row]:
     plain, ruled, inproc = result["procward"], result["procward+rules"], result["in_process"]
+    logs = result["in_process_log_lines"]
     lost = ruled["verify"]["lost_bytes"]
     return [
         common.Row(NAME, "20 rules: child throughput", "lines/s", ruled["lines_s"],
@@ -175,6 +211,9 @@ def rows(result: dict[str, Any]) -> list[common.Row]:
         common.Row(NAME, "20 rules: in-process feed", "lines/s", inproc["rules_lines_s"],
                    inproc["plain_lines_s"], "LogWriter alone", None, ">= 0.75x LogWriter",
                    common.verdict(inproc["ratio"] >= 0.75)),
+        common.Row(NAME, "20 rules: in-process feed, log lines", "lines/s",
+                   logs["rules_lines_s"], logs["plain_lines_s"], "LogWriter alone", None,
+                   ">= 0.75x LogWriter", common.verdict(logs["ratio"] >= 0.75)),
         common.Row(NAME, "20 rules: bytes lost or damaged", "B", lost, None, "", None, "0",
                    common.verdict(lost == 0)),
     ]

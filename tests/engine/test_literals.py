@@ -60,6 +60,21 @@ def test_short_texts_are_lengthened_where_sound(pattern: bytes, texts: list[byte
     assert required_literals(pattern) == texts
 
 
+@pytest.mark.parametrize(("pattern", "texts"), [
+    (rb"connection (refused|reset|timed out)",
+     [b"connection refused", b"connection reset", b"connection timed out"]),
+    (rb"disk (full|quota (exceeded|reached))!",
+     [b"disk full", b"disk quota exceeded", b"disk quota reached"]),
+    (rb"disk (full|)", [b"disk "]),                     # an empty alternative: the literal
+    (rb"disk (?i:full|quota)", [b"disk "]),             # case-blind: not spelled out
+    (rb"xyz(a1|b2|c3|d4|e5|f6|g7|h8|i9)", [b"xyz"]),    # more than eight: the literal
+])
+def test_an_alternation_after_a_literal_is_spelled_out(pattern: bytes,
+                                                       texts: list[bytes]) -> None:
+    """A log line with "connection pool" is no candidate for "connection (refused|reset)"."""
+    assert required_literals(pattern) == texts
+
+
 def _native_available() -> bool:
     return isinstance(finder([b"xyz"]), _literals._AhoCorasickFinder)
 
@@ -119,6 +134,22 @@ def test_a_text_beginning_with_a_newline_also_begins_the_window(native: bool) ->
 def test_native_finder_is_used_where_the_dependency_installs() -> None:
     """The fast finder is the one in use: pyproject.toml asks for ahocorasick_rs everywhere."""
     assert _native_available()
+
+
+_AB = st.sampled_from(b"ab").map(lambda b: bytes([b]))
+
+
+@pytest.mark.skipif(not _native_available(), reason="ahocorasick_rs is not installed")
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.lists(_AB, min_size=3, max_size=6).map(b"".join), min_size=2,
+                      max_size=10),
+       chunk=st.lists(st.sampled_from([b"a", b"b", b"\n"]), max_size=80).map(b"".join))
+def test_native_finder_reports_texts_that_overlap_each_other(texts: list[bytes],
+                                                             chunk: bytes) -> None:
+    """Over two letters nearly every text begins inside another's occurrence: the fast
+    pass skips those, and the finder must look for each one it could have hidden."""
+    expected = {i for i, text in enumerate(texts) if text in chunk}
+    assert finder(texts).which(chunk, 0, len(chunk)) == expected
 
 
 def test_native_finder_reports_overlapped_texts() -> None:

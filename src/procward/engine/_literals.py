@@ -8,10 +8,9 @@ capture pays for its rules, on every byte.
 
 Two finders do that search. The Rust aho-corasick crate (the
 ``ahocorasick_rs`` package, wheels for Linux, Windows and macOS) looks for all
-texts of three bytes or more in one pass of its SIMD "Teddy" searcher (one
-pass per 48 texts): some 7 GB/s for the 25 texts of 20 typical rules here
-(output in the CPU's cache), three and a half times Hyperscan's speed on the
-same texts. Shorter texts defeat that searcher (with a one-byte text it
+texts of three bytes or more in passes of its SIMD "Teddy" searcher (one
+pass per 16 texts): some 5-7 GB/s per pass here (output in the CPU's cache),
+faster than Hyperscan on the same texts. Shorter texts defeat that searcher (with a one-byte text it
 falls back to an automaton, twenty times slower), so a short text is first
 lengthened where that is sound (``_lengthened``), and what stays short is
 looked for with ``bytes.find``, a ``memchr`` for one byte. Where the package
@@ -121,6 +120,36 @@ def _lengthened(text: bytes, line_start: bool, following: bytes | None) -> list[
     return next((texts for texts in options if len(texts[0]) >= _PACKED_MIN), None)
 
 
+# At most this many texts from spelling out an alternation after a literal.
+_ALTERNATIVES_MAX = 8
+
+
+def _prefixes(op: Any, av: Any) -> list[bytes] | None:
+    """Texts one of which every match of the item begins with; None if unknown."""
+    if op is sre_constants.LITERAL:
+        return [bytes([av])]
+    if op is sre_constants.SUBPATTERN and not av[1] & sre_constants.SRE_FLAG_IGNORECASE:
+        return _seq_prefixes(av[3])
+    if op is sre_constants.BRANCH:
+        branches = [_seq_prefixes(b) for b in av[1]]
+        if all(branches):
+            return [text for branch in branches if branch for text in branch]
+    return None
+
+
+def _seq_prefixes(items: Any) -> list[bytes] | None:
+    run = bytearray()
+    for op, av in items:
+        if op is sre_constants.LITERAL:
+            run.append(av)
+            continue
+        after = _prefixes(op, av)
+        if after and len(after) <= _ALTERNATIVES_MAX:
+            return [bytes(run) + text for text in after]
+        break
+    return [bytes(run)] if run else None
+
+
 def _seq_required(items: Any) -> list[bytes] | None:
     """Literals one of which every match of the item sequence contains; None if unknown."""
     candidates: list[list[bytes]] = []
@@ -144,6 +173,11 @@ def _seq_required(items: Any) -> list[bytes] | None:
             line_start = True
             continue
         if run:
+            # "connection (refused|reset)" requires "connection refused" or
+            # "connection reset": a line with "connection pool" is no candidate.
+            after = _prefixes(op, av)
+            if after and len(after) <= _ALTERNATIVES_MAX:
+                candidates.append([bytes(run) + text for text in after])
             flush(_class_bytes(op, av))
         line_start = False
         found: list[bytes] | None = None
@@ -196,14 +230,29 @@ def finder(texts: Sequence[bytes], *, native: bool = True) -> Finder:
     return _PythonFinder(texts)
 
 
-# Most texts per searcher. Teddy's pass over 64 KiB took ~10 us here with 8
-# to 32 texts, 15-16.5 us with 40 to 48, and 49-60 us with 52 to 64; two
-# searchers of 32 texts each, 23 us together. More texts are split evenly.
-_GROUP = 48
+# Most texts per searcher; more are split evenly. Over 64 KiB of log lines a
+# pass of up to 16 texts took 9-12 us here whatever their order; one of 25-29
+# texts took 8 to 160 us, depending on their order and on the words read.
+_GROUP = 16
 
 # Built searchers by their texts: every instance of a service, and both its
 # streams, share them (building takes a few ms; 500 instances would add up).
-_SEARCHERS: dict[tuple[bytes, ...], tuple[Any, Any]] = {}
+_SEARCHERS: dict[tuple[bytes, ...], Any] = {}
+
+
+def _hidden(texts: Sequence[bytes]) -> list[list[int]]:
+    """For each text, the others that can begin inside an occurrence of it.
+
+    A leftmost-first pass skips what begins inside a match it reports, and
+    nothing else; a text B can begin at offset o of A's occurrence only if B
+    and A agree where they overlap.
+    """
+    hidden: list[list[int]] = []
+    for a in texts:
+        hidden.append([j for j, b in enumerate(texts) if b != a and any(
+            a[o:o + len(b)] == b if o + len(b) <= len(a) else b[:len(a) - o] == a[o:]
+            for o in range(len(a)))])
+    return hidden
 
 
 class _AhoCorasickFinder:
@@ -216,13 +265,15 @@ class _AhoCorasickFinder:
         long = [t for t in ids_of if len(t) >= _PACKED_MIN]
         self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN]
         self._line_starts = _LineStarts(ids_of)
-        # Per group of texts: (a byte each of its texts holds, or None; any?;
-        # which?; the rule text ids of each of its texts).
-        self._groups: list[tuple[bytes | None, Any, Any, list[list[int]]]] = []
+        # Per group of texts: (a byte each of its texts holds, or None; the
+        # pass; its texts; what each can hide; the rule text ids of each).
+        self._groups: list[tuple[bytes | None, Any, tuple[bytes, ...], list[list[int]],
+                                 list[list[int]]]] = []
         # Texts that begin with a newline search apart: ten of them among the
         # others made that pass 3 us slower. Theirs runs only where a byte they
         # all hold occurs ("E" of "\nE0" … "\nE9"): a memchr, where their own
-        # pass, with a newline in every line, took 1.5 us.
+        # pass, with a newline in every line, took 1.5 us. (Counting "\nE"
+        # instead, to look at each of few, took bytes.count 90-190 us.)
         self._add_groups(ac, [t for t in long if t[:1] != b"\n"], ids_of, gated=False)
         self._add_groups(ac, [t for t in long if t[:1] == b"\n"], ids_of, gated=True)
 
@@ -231,32 +282,33 @@ class _AhoCorasickFinder:
         size = -(-len(long) // -(-len(long) // _GROUP)) if long else 1
         for at in range(0, len(long), size):
             group = tuple(long[at:at + size])
-            searchers = _SEARCHERS.get(group)
-            if searchers is None:
-                # Only leftmost-first matching uses Teddy; it reports at least one
-                # match if any text occurs, but not a text overlapped by another's
-                # match. So it answers "any?", and the standard automaton,
-                # overlapping, answers "which?" in the rare chunk where it is yes.
-                searchers = (ac.BytesAhoCorasick(list(group),
-                                                 matchkind=ac.MATCHKIND_LEFTMOST_FIRST),
-                             ac.BytesAhoCorasick(list(group)))
-                _SEARCHERS[group] = searchers
+            searcher = _SEARCHERS.get(group)
+            if searcher is None:
+                # Only leftmost-first matching uses Teddy. It reports every text
+                # that occurs but those beginning inside a match it reports: which
+                # texts can is known in advance, and each such one is looked for
+                # by itself where its hider was seen. (The overlapping automaton
+                # that answered this before took 215 us over 64 KiB of log lines.)
+                searcher = ac.BytesAhoCorasick(list(group),
+                                               matchkind=ac.MATCHKIND_LEFTMOST_FIRST)
+                _SEARCHERS[group] = searcher
             self._groups.append((_common_byte(group) if gated else None,
-                                 searchers[0].find_matches_as_indexes,
-                                 searchers[1].find_matches_as_indexes,
+                                 searcher.find_matches_as_indexes, group, _hidden(group),
                                  [ids_of[t] for t in group]))
 
     def which(self, chunk: bytes | bytearray, start: int, end: int) -> set[int]:
         ids: set[int] = set()
         if self._groups:
             view = memoryview(chunk)[start:end] if start or end < len(chunk) else chunk
-            for gate, quick, every, group_ids in self._groups:
+            for gate, search, group, hidden, group_ids in self._groups:
                 if gate is not None and chunk.find(gate, start, end) < 0:
                     continue
-                # The automaton, some twenty times slower, only where Teddy saw a text.
-                if quick(view):
-                    for k, _, _ in every(view, overlapping=True):
-                        ids.update(group_ids[k])
+                found = {k for k, _, _ in search(view)}
+                for k in found:
+                    ids.update(group_ids[k])
+                    for j in hidden[k]:
+                        if j not in found and chunk.find(group[j], start, end) >= 0:
+                            ids.update(group_ids[j])
         for text, text_ids in self._short:
             if chunk.find(text, start, end) >= 0:
                 ids.update(text_ids)
