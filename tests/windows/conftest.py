@@ -92,15 +92,14 @@ def wine_python() -> Iterator[WinePython]:
         WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d",
     )
     xvfb, env["DISPLAY"] = _start_display()
-    # Persistent: a wineserver with a timeout ends every service a few seconds after
-    # the last ordinary Wine process exits (services are "system" processes to it).
+    # Persistent: the server and Wine's own processes (services.exe, the SCM) live
+    # for the whole session instead of ending when no Wine program runs.
     server = subprocess.Popen(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     # It forks, and the first process exits once the server holds its socket: only
-    # then may a Wine program run. One run sooner starts a server of its own, with
-    # the timeout, and this one exits 2 (seen in CI: services under test stopped
-    # seconds after the last sc or python.exe in the test ended).
+    # then may a Wine program run. One run sooner starts a server of its own, not
+    # persistent, and this one exits 2.
     try:
         code: int | None = server.wait(timeout=60)
     except subprocess.TimeoutExpired:
