@@ -240,18 +240,22 @@ _GROUP = 16
 _SEARCHERS: dict[tuple[bytes, ...], Any] = {}
 
 
-def _hidden(texts: Sequence[bytes]) -> list[list[int]]:
-    """For each text, the others that can begin inside an occurrence of it.
+def _hidden(texts: Sequence[bytes]) -> list[list[tuple[int, tuple[int, ...]]]]:
+    """For each text, the others that can begin inside an occurrence of it, and where.
 
     A leftmost-first pass skips what begins inside a match it reports, and
     nothing else; a text B can begin at offset o of A's occurrence only if B
     and A agree where they overlap.
     """
-    hidden: list[list[int]] = []
+    hidden: list[list[tuple[int, tuple[int, ...]]]] = []
     for a in texts:
-        hidden.append([j for j, b in enumerate(texts) if b != a and any(
-            a[o:o + len(b)] == b if o + len(b) <= len(a) else b[:len(a) - o] == a[o:]
-            for o in range(len(a)))])
+        inside = []
+        for j, b in enumerate(texts):
+            offsets = tuple(o for o in range(len(a)) if b != a and (
+                a[o:o + len(b)] == b if o + len(b) <= len(a) else b[:len(a) - o] == a[o:]))
+            if offsets:
+                inside.append((j, offsets))
+        hidden.append(inside)
     return hidden
 
 
@@ -267,8 +271,8 @@ class _AhoCorasickFinder:
         self._line_starts = _LineStarts(ids_of)
         # Per group of texts: (a byte each of its texts holds, or None; the
         # pass; its texts; what each can hide; the rule text ids of each).
-        self._groups: list[tuple[bytes | None, Any, tuple[bytes, ...], list[list[int]],
-                                 list[list[int]]]] = []
+        self._groups: list[tuple[bytes | None, Any, tuple[bytes, ...],
+                                 list[list[tuple[int, tuple[int, ...]]]], list[list[int]]]] = []
         # Texts that begin with a newline search apart: ten of them among the
         # others made that pass 3 us slower. Theirs runs only where a byte they
         # all hold occurs ("E" of "\nE0" … "\nE9"): a memchr, where their own
@@ -286,9 +290,9 @@ class _AhoCorasickFinder:
             if searcher is None:
                 # Only leftmost-first matching uses Teddy. It reports every text
                 # that occurs but those beginning inside a match it reports: which
-                # texts can is known in advance, and each such one is looked for
-                # by itself where its hider was seen. (The overlapping automaton
-                # that answered this before took 215 us over 64 KiB of log lines.)
+                # texts can, and where, is known in advance, and each is looked
+                # for there, at each match of its hider. (The overlapping
+                # automaton that answered this took 215 us per 64 KiB of logs.)
                 searcher = ac.BytesAhoCorasick(list(group),
                                                matchkind=ac.MATCHKIND_LEFTMOST_FIRST)
                 _SEARCHERS[group] = searcher
@@ -303,12 +307,20 @@ class _AhoCorasickFinder:
             for gate, search, group, hidden, group_ids in self._groups:
                 if gate is not None and chunk.find(gate, start, end) < 0:
                     continue
-                found = {k for k, _, _ in search(view)}
+                matches = search(view)
+                found = {k for k, _, _ in matches}
                 for k in found:
                     ids.update(group_ids[k])
-                    for j in hidden[k]:
-                        if j not in found and chunk.find(group[j], start, end) >= 0:
-                            ids.update(group_ids[j])
+                if any(hidden[k] for k in found):
+                    # Where a skipped text could begin: a few startswith per match,
+                    # where bytes.find over the chunk took 20-50 us per text.
+                    for k, at, _ in matches:
+                        for j, offsets in hidden[k]:
+                            if j not in found and any(
+                                    chunk.startswith(group[j], start + at + o, end)
+                                    for o in offsets):
+                                found.add(j)
+                                ids.update(group_ids[j])
         for text, text_ids in self._short:
             if chunk.find(text, start, end) >= 0:
                 ids.update(text_ids)
