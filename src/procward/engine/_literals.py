@@ -10,8 +10,9 @@ Two finders do that search. The Rust aho-corasick crate (the
 ``ahocorasick_rs`` package, wheels for Linux, Windows and macOS) looks for all
 texts of three bytes or more in passes of its SIMD "Teddy" searcher (one
 pass per 16 texts): some 5-7 GB/s per pass here (output in the CPU's cache),
-faster than Hyperscan on the same texts. Shorter texts defeat that searcher (with a one-byte text it
-falls back to an automaton, twenty times slower), so a short text is first
+faster than Hyperscan on the same texts. Shorter texts defeat that searcher
+(with a one-byte text it falls back to an automaton, twenty times slower),
+so a short text is first
 lengthened where that is sound (``_lengthened``), and what stays short is
 looked for with ``bytes.find``, a ``memchr`` for one byte. Where the package
 cannot be imported, a pure-Python finder runs instead: one ``memchr`` per
@@ -138,16 +139,22 @@ def _prefixes(op: Any, av: Any) -> list[bytes] | None:
 
 
 def _seq_prefixes(items: Any) -> list[bytes] | None:
+    """Texts one of which every match of the item sequence begins with; None if unknown."""
     run = bytearray()
     for op, av in items:
         if op is sre_constants.LITERAL:
             run.append(av)
             continue
-        after = _prefixes(op, av)
-        if after and len(after) <= _ALTERNATIVES_MAX:
-            return [bytes(run) + text for text in after]
-        break
+        return _spelled_out(run, op, av) or ([bytes(run)] if run else None)
     return [bytes(run)] if run else None
+
+
+def _spelled_out(run: bytes | bytearray, op: Any, av: Any) -> list[bytes] | None:
+    """``run`` followed by each text the item can begin with, if there are few."""
+    after = _prefixes(op, av)
+    if after and len(after) <= _ALTERNATIVES_MAX:
+        return [bytes(run) + text for text in after]
+    return None
 
 
 def _seq_required(items: Any) -> list[bytes] | None:
@@ -175,9 +182,9 @@ def _seq_required(items: Any) -> list[bytes] | None:
         if run:
             # "connection (refused|reset)" requires "connection refused" or
             # "connection reset": a line with "connection pool" is no candidate.
-            after = _prefixes(op, av)
-            if after and len(after) <= _ALTERNATIVES_MAX:
-                candidates.append([bytes(run) + text for text in after])
+            spelled = _spelled_out(run, op, av)
+            if spelled:
+                candidates.append(spelled)
             flush(_class_bytes(op, av))
         line_start = False
         found: list[bytes] | None = None
@@ -277,7 +284,7 @@ class _AhoCorasickFinder:
         # others made that pass 3 us slower. Theirs runs only where a byte they
         # all hold occurs ("E" of "\nE0" … "\nE9"): a memchr, where their own
         # pass, with a newline in every line, took 1.5 us. (Counting "\nE"
-        # instead, to look at each of few, took bytes.count 90-190 us.)
+        # with bytes.count instead, to look at each of a few, took 90-190 us.)
         self._add_groups(ac, [t for t in long if t[:1] != b"\n"], ids_of, gated=False)
         self._add_groups(ac, [t for t in long if t[:1] == b"\n"], ids_of, gated=True)
 
