@@ -88,7 +88,7 @@ def user_cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
 def _owned_by_us(path: str) -> bool:
     """Whether ``path``, or the nearest folder above it that exists, is the effective user's."""
     if sys.platform == "win32":
-        return True  # the folder is in the user's own profile
+        return True  # not asked there (the cache is in the user's profile); for mypy
     while True:
         try:
             owner: int = os.stat(path).st_uid

@@ -212,8 +212,9 @@ def required_literals(pattern: bytes) -> list[bytes] | None:
     """Texts one of which every match of ``pattern`` contains, or None if there are none.
 
     Sound by construction: only plain literals count, under no IGNORECASE,
-    lengthened only by a line start before them or a small class after them;
-    a part we cannot reason about requires nothing. None means "always run
+    lengthened only by a line start before them, a small class after them, or
+    what a short alternation after them begins with; a part we cannot reason
+    about requires nothing. None means "always run
     the regex".
     """
     try:
@@ -258,7 +259,9 @@ def _hidden(texts: Sequence[bytes]) -> list[list[tuple[int, tuple[int, ...]]]]:
     for a in texts:
         inside = []
         for j, b in enumerate(texts):
-            offsets = tuple(o for o in range(len(a)) if b != a and (
+            if b == a:
+                continue
+            offsets = tuple(o for o in range(len(a)) if (
                 a[o:o + len(b)] == b if o + len(b) <= len(a) else b[:len(a) - o] == a[o:]))
             if offsets:
                 inside.append((j, offsets))
