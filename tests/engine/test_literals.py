@@ -99,8 +99,9 @@ def test_finder_finds_exactly_the_texts_present(native: bool, texts: list[bytes]
 
 @pytest.mark.skipif(not _native_available(), reason="ahocorasick_rs is not installed")
 @settings(max_examples=60, deadline=None)
-@given(texts=st.lists(st.binary(min_size=3, max_size=5), min_size=49, max_size=100, unique=True),
-       picks=st.lists(st.integers(min_value=0, max_value=99), max_size=12),
+@given(texts=st.lists(st.binary(min_size=3, max_size=5), min_size=_literals._GROUP + 1,
+                     max_size=2 * _literals._GROUP + 4, unique=True),
+       picks=st.lists(st.integers(min_value=0, max_value=2 * _literals._GROUP + 3), max_size=12),
        filler=st.binary(max_size=3), cuts=st.tuples(st.integers(0, 300), st.integers(0, 300)))
 def test_native_finder_with_texts_for_several_searchers(texts: list[bytes], picks: list[int],
                                                         filler: bytes,
@@ -159,3 +160,40 @@ def test_native_finder_reports_overlapped_texts() -> None:
     texts = [b"connection refused", b"refused", b"tion ref", b"E"]
     found = finder(texts).which(b"xx connection refused\nE1234 x\n", 3, 32)
     assert found == {0, 1, 2, 3}
+
+
+def _filed(order: list[bytes], count: int) -> set[frozenset[bytes]]:
+    """The buckets the searcher makes of ``order``, by the rule in _literals' comment
+    (the aho-corasick crate's Teddy, 1.x): a text joins an earlier one whose first
+    bytes have the same low nibbles, else goes to bucket (count - 1) - index % count."""
+    width = min(4, *map(len, order))
+    bucket_of: dict[bytes, int] = {}
+    buckets: list[set[bytes]] = [set() for _ in range(count)]
+    for index, text in enumerate(order):
+        key = bytes(b & 15 for b in text[:width])
+        buckets[bucket_of.setdefault(key, (count - 1) - index % count)].add(text)
+    return {frozenset(b) for b in buckets if b}
+
+
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(st.binary(min_size=3, max_size=8), min_size=1, max_size=64, unique=True))
+def test_the_order_lands_each_text_in_its_planned_bucket(texts: list[bytes]) -> None:
+    """Every text once, and the searcher's rule files them as they were dealt."""
+    count = _literals._buckets(len(texts))
+    order = _literals._bucket_order(texts)
+    assert sorted(order) == sorted(texts)
+    planned = _literals._dealt(texts, count)
+    assert _filed(order, count) == {frozenset(t for unit in b for t in unit)
+                                    for b in planned if b}
+    sizes = [len(b) for b in planned]
+    assert max(sizes) - min(sizes) <= 1  # as even as the rule allows: no gap in the order
+
+
+def test_texts_share_a_bucket_where_together_they_let_through_little() -> None:
+    """Nine texts, eight buckets: seven common in text, and two that together let
+    through only what each does ("\\nE0", "\\nE1": a newline, E, then 0 or 1): those two
+    share a bucket."""
+    texts = [b"the", b"\nE0", b"ing", b"and", b"ion", b"\nE1", b"ent", b"for", b"est"]
+    assert _literals._buckets(len(texts)) == 8
+    filed = _filed(_literals._bucket_order(texts), 8)
+    assert frozenset({b"\nE0", b"\nE1"}) in filed and len(filed) == 8

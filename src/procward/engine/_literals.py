@@ -8,12 +8,13 @@ capture pays for its rules, on every byte.
 
 Two finders do that search. The Rust aho-corasick crate (the
 ``ahocorasick_rs`` package, wheels for Linux, Windows and macOS) looks for all
-texts of three bytes or more in passes of its SIMD "Teddy" searcher (one
-pass per 16 texts): some 5-7 GB/s per pass here (output in the CPU's cache),
-faster than Hyperscan on the same texts. Shorter texts defeat that searcher
-(with a one-byte text it falls back to an automaton, twenty times slower),
-so a short text is first
-lengthened where that is sound (``_lengthened``), and what stays short is
+texts of three bytes or more in one pass of its SIMD "Teddy" searcher (one
+per 64 texts), in an order planned on a sample of log lines
+(``_bucket_order``): some 4-7 GB/s here (output in the CPU's cache), faster
+than Hyperscan on the same texts. Shorter texts defeat that searcher (with a
+one-byte text it falls back to an automaton, twenty times slower), so a
+short text is first lengthened where that is sound (``_lengthened``), and what
+stays short is
 looked for with ``bytes.find``, a ``memchr`` for one byte. Where the package
 cannot be imported, a pure-Python finder runs instead: one ``memchr`` per
 distinct rare byte of the texts, then ``bytes.find`` for the texts whose
@@ -23,8 +24,11 @@ byte is present.
 from __future__ import annotations
 
 import importlib
+import itertools
+import platform
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = ["Finder", "finder", "required_literals"]
@@ -238,14 +242,139 @@ def finder(texts: Sequence[bytes], *, native: bool = True) -> Finder:
     return _PythonFinder(texts)
 
 
-# Most texts per searcher; more are split evenly. Over 64 KiB of log lines a
-# pass of up to 16 texts took 9-12 us here whatever their order; one of 25-29
-# texts took 8 to 160 us, depending on their order and on the words read.
-_GROUP = 16
+# Most texts per searcher pass, the most its SIMD "Teddy" form takes; more are
+# split evenly. A pass costs its scan whatever it looks for: some 9 us per 64
+# KiB here with up to 32 texts, 14 us with 33-64 (its 16-bucket form), so one
+# pass of 39 texts beats three of 13. That holds only for a good order of the
+# texts (``_bucket_order``): in a bad one the same 39 texts took 40 us.
+_GROUP = 64
 
 # Built searchers by their texts: every instance of a service, and both its
 # streams, share them (building takes a few ms; 500 instances would add up).
-_SEARCHERS: dict[tuple[bytes, ...], Any] = {}
+_SEARCHERS: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], Any]] = {}
+
+# How the searcher (the aho-corasick crate's Teddy, 1.x) files texts in
+# buckets, from its source: 16 buckets when it has more than 32 texts and the
+# CPU has AVX2, else 8; a text goes where an earlier one went whose first
+# ``width`` bytes have the same low nibbles, else to bucket (B - 1) - (its index
+# % B). A bucket flags a place where each of the next ``width`` bytes has a low
+# and a high nibble one of its texts has there: texts that share a bucket let
+# through the cross product of their nibbles, and each flagged place is checked
+# against each text of the bucket. Should the crate change this, only speed is
+# lost: which texts are found does not depend on their order.
+_WIDTH_MAX = 4
+_SLIM_MAX = 32
+# A flagged place costs its check of each text of the bucket, plus this much.
+_FLAG_COST = 4
+# Buckets weighed at most, then swapping stops: the 39 texts of 20 rules settle
+# after some 800 (30 ms); 64 texts of random letters took 9,500 (0.5 s).
+_TRIES_MAX = 2000
+
+
+def _buckets(count: int) -> int:
+    # 16 buckets need AVX2, which x86-64 CPUs of the last ten years have; an older
+    # one gets an order planned for the wrong count, still sound, only slower.
+    wide = platform.machine().lower() in ("x86_64", "amd64")
+    return 16 if wide and count > _SLIM_MAX else 8
+
+
+def _sample() -> bytes:
+    """A few KiB of log lines of many kinds, to count what a bucket lets through."""
+    return Path(__file__).with_name("_sample.log").read_bytes()
+
+
+def _bucket_order(texts: Sequence[bytes]) -> list[bytes]:
+    """``texts`` in an order that has the searcher file them in the buckets ``_dealt`` plans.
+
+    Index m * count + r lands in bucket (count - 1) - r: the r-th bucket takes
+    the first texts of its units at indexes r, r + count, ... With the fuller
+    buckets first there is no gap; a unit's other texts follow at the end.
+    """
+    buckets = _dealt(texts, _buckets(len(texts)))
+    order = [bucket[m][0] for m in range(len(buckets[0])) for bucket in buckets
+             if m < len(bucket)]
+    return order + [text for bucket in buckets for unit in bucket for text in unit[1:]]
+
+
+def _dealt(texts: Sequence[bytes], count: int) -> list[list[list[bytes]]]:
+    """``texts`` dealt into ``count`` buckets, fuller first, each a list of units.
+
+    Texts whose first bytes have the same low nibbles form a unit (the searcher
+    puts them together anyway); units are dealt as evenly as the searcher's
+    rule allows, so that the places each bucket flags in a sample of log lines
+    are few: each unit where it adds least, then swaps between buckets while
+    they help.
+    """
+    width = min(_WIDTH_MAX, *map(len, texts))
+    keyed: dict[bytes, list[bytes]] = {}
+    for text in texts:
+        keyed.setdefault(bytes(b & 15 for b in text[:width]), []).append(text)
+    units = list(keyed.values())
+    # Per unit and place: the low and the high nibbles its texts have there.
+    nibbles = [[(frozenset(t[at] & 15 for t in unit), frozenset(t[at] >> 4 for t in unit))
+                for at in range(width)] for unit in units]
+    sample = _sample()
+    span = len(sample) - width
+    # Per place and nibble value, one bit per sample place whose byte there has
+    # that low (or high) nibble: every eighth bit, as bytes.translate marks the
+    # byte 1 or 0 and int.from_bytes makes the bits. A bucket lets a place
+    # through where, at each of its places, some low and some high nibble agree.
+    nibble_bits = [[[int.from_bytes(sample[at:at + span].translate(
+        bytes((b >> shift) & 15 == value for b in range(256))), "little")
+        for value in range(16)] for shift in (0, 4)] for at in range(width)]
+    # What a bucket lets through is counted in the sample, and also estimated
+    # from how common each byte is there: the sample is small, most buckets let
+    # nothing of it through, and the estimate still tells a bucket that lets
+    # through "cde" (in any run of letters) from one that does not.
+    share = [(sample.count(b) + 0.5) / (len(sample) + 128) for b in range(256)]
+    costs: dict[frozenset[int], float] = {}
+
+    def flagged(bucket: Iterable[int]) -> float:
+        """What a bucket of these units costs: the places it flags, times its checks."""
+        key = frozenset(bucket)
+        cost = costs.get(key)
+        if cost is None:
+            places, odds = -1, 1.0
+            for at in range(width):
+                lows = frozenset().union(*(nibbles[u][at][0] for u in key))
+                highs = frozenset().union(*(nibbles[u][at][1] for u in key))
+                low_bits = high_bits = 0
+                for low in lows:
+                    low_bits |= nibble_bits[at][0][low]
+                for high in highs:
+                    high_bits |= nibble_bits[at][1][high]
+                places &= low_bits & high_bits
+                odds *= sum(share[high << 4 | low] for low in lows for high in highs)
+            checks = sum(len(units[u]) for u in key) + _FLAG_COST
+            cost = costs[key] = (places.bit_count() + odds * span) * checks if key else 0.0
+        return cost
+
+    least, extra = divmod(len(units), count)
+    buckets: list[list[int]] = [[] for _ in range(count)]
+
+    def room(bucket: list[int]) -> bool:
+        return len(bucket) < least or (
+            len(bucket) == least and sum(len(b) > least for b in buckets) < extra)
+
+    for unit in sorted(range(len(units)), key=lambda u: -flagged([u])):
+        best = min((b for b in buckets if room(b)),
+                   key=lambda b: flagged([*b, unit]) - flagged(b))
+        best.append(unit)
+    improved = True
+    while improved:
+        improved = False
+        for first, second in itertools.combinations(buckets, 2):
+            if len(costs) > _TRIES_MAX:
+                break
+            for a, b in itertools.product(range(len(first)), range(len(second))):
+                now = flagged(first) + flagged(second)
+                first[a], second[b] = second[b], first[a]
+                if flagged(first) + flagged(second) < now:
+                    improved = True
+                else:
+                    first[a], second[b] = second[b], first[a]
+    buckets.sort(key=len, reverse=True)
+    return [[units[u] for u in bucket] for bucket in buckets]
 
 
 def _hidden(texts: Sequence[bytes]) -> list[list[tuple[int, tuple[int, ...]]]]:
@@ -279,44 +408,32 @@ class _AhoCorasickFinder:
         long = [t for t in ids_of if len(t) >= _PACKED_MIN]
         self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN]
         self._line_starts = _LineStarts(ids_of)
-        # Per group of texts: (a byte each of its texts holds, or None; the
-        # pass; its texts; what each can hide; the rule text ids of each).
-        self._groups: list[tuple[bytes | None, Any, tuple[bytes, ...],
+        # Per group of texts: (the pass; its texts; what each can hide; the
+        # rule text ids of each).
+        self._groups: list[tuple[Any, tuple[bytes, ...],
                                  list[list[tuple[int, tuple[int, ...]]]], list[list[int]]]] = []
-        # Texts that begin with a newline search apart: ten of them among the
-        # others made that pass 3 us slower. Theirs runs only where a byte they
-        # all hold occurs ("E" of "\nE0" … "\nE9"): a memchr, where their own
-        # pass, with a newline in every line, took 1.5 us. (Counting "\nE"
-        # with bytes.count instead, to look at each of a few, took 90-190 us.)
-        self._add_groups(ac, [t for t in long if t[:1] != b"\n"], ids_of, gated=False)
-        self._add_groups(ac, [t for t in long if t[:1] == b"\n"], ids_of, gated=True)
-
-    def _add_groups(self, ac: Any, long: list[bytes], ids_of: dict[bytes, list[int]],
-                    gated: bool) -> None:
         size = -(-len(long) // -(-len(long) // _GROUP)) if long else 1
         for at in range(0, len(long), size):
-            group = tuple(long[at:at + size])
-            searcher = _SEARCHERS.get(group)
-            if searcher is None:
+            texts_in = tuple(long[at:at + size])
+            built = _SEARCHERS.get(texts_in)
+            if built is None:
                 # Only leftmost-first matching uses Teddy. It reports every text
                 # that occurs but those beginning inside a match it reports: which
                 # texts can, and where, is known in advance, and each is looked
                 # for there, at each match of its hider. (The overlapping
                 # automaton that answered this took 215 us per 64 KiB of logs.)
-                searcher = ac.BytesAhoCorasick(list(group),
-                                               matchkind=ac.MATCHKIND_LEFTMOST_FIRST)
-                _SEARCHERS[group] = searcher
-            self._groups.append((_common_byte(group) if gated else None,
-                                 searcher.find_matches_as_indexes, group, _hidden(group),
+                order = tuple(_bucket_order(texts_in))
+                built = _SEARCHERS[texts_in] = (order, ac.BytesAhoCorasick(
+                    list(order), matchkind=ac.MATCHKIND_LEFTMOST_FIRST))
+            group, searcher = built  # the searcher reports texts by their index in group
+            self._groups.append((searcher.find_matches_as_indexes, group, _hidden(group),
                                  [ids_of[t] for t in group]))
 
     def which(self, chunk: bytes | bytearray, start: int, end: int) -> set[int]:
         ids: set[int] = set()
         if self._groups:
             view = memoryview(chunk)[start:end] if start or end < len(chunk) else chunk
-            for gate, search, group, hidden, group_ids in self._groups:
-                if gate is not None and chunk.find(gate, start, end) < 0:
-                    continue
+            for search, group, hidden, group_ids in self._groups:
                 matches = search(view)
                 found = {k for k, _, _ in matches}
                 for k in found:
@@ -348,12 +465,6 @@ _RANK = {b: i for i, b in enumerate(_COMMON_BYTES)}
 
 def _rarest(byte_values: Iterable[int]) -> bytes:
     return bytes([max(byte_values, key=lambda b: _RANK.get(b, len(_RANK)))])
-
-
-def _common_byte(texts: Sequence[bytes]) -> bytes | None:
-    """The rarest byte every text holds, leading newlines aside, or None."""
-    common = set(texts[0].lstrip(b"\n")).intersection(*(t.lstrip(b"\n") for t in texts[1:]))
-    return _rarest(common) if common else None
 
 
 class _PythonFinder:
