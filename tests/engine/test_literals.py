@@ -71,8 +71,24 @@ def test_short_texts_are_lengthened_where_sound(pattern: bytes, texts: list[byte
 ])
 def test_an_alternation_after_a_literal_is_spelled_out(pattern: bytes,
                                                        texts: list[bytes]) -> None:
-    """A log line with "connection pool" is no candidate for "connection (refused|reset)"."""
-    assert required_literals(pattern) == texts
+    """A log line with "connection pool" is no candidate for "connection (refused|reset)"
+    (each text may then lose a rarely beginning part: see the next test)."""
+    found = required_literals(pattern)
+    assert found is not None and len(found) == len(texts)
+    assert all(text.endswith(end) for text, end in zip(texts, found, strict=True))
+    assert not any(end in b"connection pool exhausted" for end in found)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # " re" begins "request" and "received": the searcher would stop at each.
+    (b" retries exhausted", b"retries exhausted"),
+    (b"\nE0123 disk", b"\nE0123 disk"),  # a line start is kept
+    (b"abcdef", b"abcdef"),              # short: kept whole
+])
+def test_a_text_is_searched_from_where_it_begins_rarely(text: bytes, expected: bytes) -> None:
+    """Any end of a required text is required; the searcher is given the end, at least
+    two thirds of it, whose first bytes are rarest in log text."""
+    assert _literals._rare_start(text) == expected
 
 
 def _native_available() -> bool:

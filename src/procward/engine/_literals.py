@@ -23,11 +23,13 @@ byte is present.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
+import math
 import platform
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -227,7 +229,31 @@ def required_literals(pattern: bytes) -> list[bytes] | None:
         return None
     if parsed.state.flags & sre_constants.SRE_FLAG_IGNORECASE:
         return None
-    return _seq_required(parsed.data)
+    texts = _seq_required(parsed.data)
+    return None if texts is None else list(dict.fromkeys(_rare_start(t) for t in texts))
+
+
+# The fewest bytes a text is cut down to (``_rare_start``), and the least share
+# of it kept: a short end of it may be a common word ("failed", "invalid").
+_KEEP_MIN = 6
+_KEEP_SHARE = 2 / 3
+
+
+def _rare_start(text: bytes) -> bytes:
+    """The end of ``text``, most of it, that begins most rarely in log text.
+
+    Any part of a required text is required too, and the searcher flags places
+    by a text's first three bytes and checks each: " retries exhausted" would
+    stop it at every " re" ("request", "received"), "ries exhausted" at few.
+    The longest of equally rare ends is kept. A text beginning with a newline
+    (a line start) is kept whole.
+    """
+    keep = max(_KEEP_MIN, math.ceil(len(text) * _KEEP_SHARE))
+    if text[:1] == b"\n" or len(text) <= keep:
+        return text
+    often = _sample_odds()[1]
+    start = min(range(len(text) - keep + 1), key=lambda at: (often(text[at:at + 3]), at))
+    return text[start:]
 
 
 def finder(texts: Sequence[bytes], *, native: bool = True) -> Finder:
@@ -279,8 +305,25 @@ def _buckets(count: int) -> int:
 
 
 def _sample() -> bytes:
-    """A few KiB of log lines of many kinds, to count what a bucket lets through."""
+    """A few KiB of log lines of many kinds: what the texts' order and cuts are planned on."""
     return Path(__file__).with_name("_sample.log").read_bytes()
+
+
+@functools.cache
+def _sample_odds() -> tuple[list[float], Callable[[bytes], float]]:
+    """Each byte's share of log text, and how often a text of a few bytes occurs there.
+
+    A text's count in the sample plus what its bytes' shares predict: the
+    sample is small, most texts never occur in it, and "cde" (in any run of
+    letters) should still count for more than "xq{".
+    """
+    sample = _sample()
+    share = [(sample.count(b) + 0.5) / (len(sample) + 128) for b in range(256)]
+
+    def often(text: bytes) -> float:
+        return sample.count(text) + len(sample) * math.prod(share[b] for b in text)
+
+    return share, often
 
 
 def _bucket_order(texts: Sequence[bytes]) -> list[bytes]:
@@ -323,10 +366,8 @@ def _dealt(texts: Sequence[bytes], count: int) -> list[list[list[bytes]]]:
         bytes((b >> shift) & 15 == value for b in range(256))), "little")
         for value in range(16)] for shift in (0, 4)] for at in range(width)]
     # What a bucket lets through is counted in the sample, and also estimated
-    # from how common each byte is there: the sample is small, most buckets let
-    # nothing of it through, and the estimate still tells a bucket that lets
-    # through "cde" (in any run of letters) from one that does not.
-    share = [(sample.count(b) + 0.5) / (len(sample) + 128) for b in range(256)]
+    # from the bytes' shares, as in _sample_odds.
+    share = _sample_odds()[0]
     costs: dict[frozenset[int], float] = {}
 
     def flagged(bucket: Iterable[int]) -> float:
