@@ -264,6 +264,63 @@ def test_depends_on_orders_start_and_reverses_stop(tmp_path: Path, run) -> None:
     run(scenario())
 
 
+def test_nothing_is_restarted_once_the_daemon_stops(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """While dependents stop first, a dependency that dies stays down, and one in
+    backoff is not retried: a system shutdown ends programs in any order."""
+    stopping = tmp_path / "web-stopping"
+    crash = tmp_path / "cache-crash"
+    web = f"""
+        import pathlib, signal, sys, time
+        def bye(sig, frame):
+            pathlib.Path({str(stopping)!r}).write_text('')
+            time.sleep(1.5)  # a slow stop: the dependencies still run meanwhile
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, bye)
+        print('ready', flush=True)
+        time.sleep(600)
+    """
+    # db dies once web has begun to stop; cache dies when told, then fails at
+    # every start, so it waits in backoff when the stop begins.
+    db = f"""
+        import os, sys, time
+        while not os.path.exists({str(stopping)!r}):
+            time.sleep(0.02)
+        sys.exit(1)
+    """
+    cache = f"""
+        import os, sys, time
+        if os.path.exists({str(crash)!r}):
+            sys.exit(3)
+        while not os.path.exists({str(crash)!r}):
+            time.sleep(0.02)
+        sys.exit(1)
+    """
+    cfg = make_config(tmp_path, {
+        "web": {"command": python(web), "depends_on": ["db", "cache"], "start_seconds": 0.05,
+                "stop_timeout": "10s"},
+        "db": {"command": python(db), "start_seconds": 0.05, **FAST},
+        "cache": {"command": python(cache), "start_seconds": 0.3, **FAST,
+                  "backoff": {"initial": "500ms", "factor": 1, "jitter": 0}},
+    })
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_state("web", "running")
+            await asyncio.wait_for(_printed(tmp_path / "logs" / "web.out.log", "ready"), 30)
+            crash.write_text("")
+            await rec.wait_state("cache", "backoff")
+            await sup.stop()
+            began = rec.matching("web", EventKind.STATE, state="stopping")[0].time
+            # db died (exit 1) during web's stop, before its own stop began.
+            assert [e.fields["exit_code"] for e in rec.matching("db", EventKind.EXIT)] == [1]
+            for name in ("db", "cache"):
+                assert [e for e in _spawns(rec, name) if e.time >= began] == [], name
+                assert sup.status([name])[0].state is State.STOPPED, name
+            assert "procward is stopping" in sup.status(["db"])[0].reason
+
+    run(scenario())
+
+
 def test_instances_cwd_and_environment(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """Each instance gets its index, the service's env and cwd, and PYTHONUNBUFFERED=1."""
     work = tmp_path / "work"

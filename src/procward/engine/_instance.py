@@ -170,6 +170,8 @@ class Instance:
         self._ready: asyncio.Future[None] | None = None
         self._restart_request: asyncio.Future[str] | None = None
         self._forced_restart: str | None = None
+        # Set by wind_down(): the daemon is stopping, nothing is started again.
+        self._winding_down = False
 
     # -- control --------------------------------------------------------------
 
@@ -199,6 +201,18 @@ class Instance:
         if self._task is not None:
             await asyncio.shield(self._task)
 
+    def wind_down(self) -> None:
+        """The daemon is stopping: from now on no process of this instance is started again.
+
+        Its own stop may come later (dependencies stop after their dependents),
+        but a process that dies meanwhile stays down, a restart asked for is
+        ignored, and one waiting (in backoff, or for its dependencies) stops now.
+        """
+        self._winding_down = True
+        if self._child is None and self._stop is not None and not self._stop.done():
+            # No process runs: stopping it now changes nothing the stop order protects.
+            self._stop.set_result(None)
+
     def kill(self) -> None:
         """End the whole process tree now, without waiting for it to stop by itself."""
         if self._stop is not None and not self._stop.done():
@@ -216,7 +230,10 @@ class Instance:
         )
 
     def request_restart(self, why: str) -> None:
-        """Restart the running process (stop_signal, then kill) for ``why``; ignored when idle."""
+        """Restart the running process (stop_signal, then kill) for ``why``; ignored when
+        idle, and once the daemon is stopping."""
+        if self._winding_down:
+            return
         if self._restart_request is not None and not self._restart_request.done():
             self._restart_request.set_result(why)
 
@@ -331,6 +348,10 @@ class Instance:
             forced, self._forced_restart = self._forced_restart, None
             if self._stop_requested():
                 self._set(State.STOPPED, _describe(status))
+                return
+            if self._winding_down:
+                self._set(State.STOPPED, f"{_describe(status)}; not restarted: procward is "
+                          "stopping")
                 return
             if forced is None and not wants_restart(cfg.restart, status, cfg.success_exit_codes):
                 how = "finished" if is_success(status, cfg.success_exit_codes) else "ended"

@@ -139,6 +139,10 @@ class Supervisor:
         """Stop every service, dependents before their dependencies, then close up."""
         if not self._running:
             return
+        # Before the first await: a program that dies from here on (a dependency
+        # still running while its dependents stop, or any at a system shutdown) stays down.
+        for inst in self.instances():
+            inst.wind_down()
         for level in self._stop_levels():
             await asyncio.gather(*(inst.stop() for name in level for inst in self._instances[name]))
         self._running = False
