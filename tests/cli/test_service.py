@@ -25,10 +25,13 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the systemd bac
 NO_SYSTEMD = not os.path.isdir("/run/systemd/system")
 
 
-def procward(*args: str, cwd: Path | None = None,
-             prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def procward(*args: str, cwd: Path | None = None, prefix: tuple[str, ...] = (),
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # Without a profile of the test runner's own: each test says which it wants.
+    environ = {k: v for k, v in os.environ.items() if k != "PROCWARD_PROFILE"}
     return subprocess.run([*prefix, sys.executable, "-m", "procward", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**environ, **(env or {})})
 
 
 @pytest.fixture
@@ -64,6 +67,26 @@ def test_dry_run_prints_the_unit_that_runs_the_daemon(config: Path) -> None:
     assert "TimeoutStopSec=43s" in lines
     assert lines[-2:] == ["systemctl daemon-reload", "systemctl enable --now pw-test.service"]
     assert not Path("/etc/systemd/system/pw-test.service").exists()
+    assert f"ExecReload={sys.executable} -m procward reload -c {config}" in lines
+
+
+@pytest.mark.parametrize("how", ["--profile", "$PROCWARD_PROFILE"])
+def test_the_profile_reaches_start_and_reload(how: str, config: Path) -> None:
+    """The profile install validated with (as --profile or $PROCWARD_PROFILE) is on both
+    ExecStart and ExecReload, so reload finds the daemon that profile's state_dir and [api]
+    put elsewhere."""
+    with config.open("a") as f:
+        f.write('[profiles.staging.procward]\nstate_dir = "staging-state"\n'
+                '[profiles.staging.api]\nlisten = "127.0.0.1:9779"\n')
+    chosen = ("--profile", "staging") if how == "--profile" else ()
+    done = procward("service", "install", "-c", str(config), "--name", "pw-test", *chosen,
+                    "--dry-run", env={"PROCWARD_PROFILE": "staging"} if not chosen else {})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert (f"ExecStart={sys.executable} -m procward service host --name pw-test -c {config}"
+            " --profile staging" in lines)
+    assert f"ExecReload={sys.executable} -m procward reload -c {config} --profile staging" \
+        in lines
 
 
 def test_stop_budget_sums_dependency_chains(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """`procward wrap` as a user types it, in real processes.
 
 systemd does not run on the test machines: `--dry-run` shows what would be
-registered (and writes the configuration, which the tests load and then run
-with the same `service host` command the unit would run); the real install
-and `--remove` stop with a clear error and leave nothing behind.
+registered and the configuration it would write (which the tests save where it
+would go, load, and run with the same `service host` command the unit would
+run); the real install and `--remove` stop with a clear error and leave
+nothing behind.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from procward.cli._wrap import MARKER, render_config, wrap_folder
+from procward.cli._wrap import MARKER, _give_to, render_config, wrap_folder
 from procward.config import load_config
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the systemd backend")
@@ -28,21 +29,33 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the systemd bac
 NO_SYSTEMD = not os.path.isdir("/run/systemd/system")
 
 
-def procward(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def procward(*args: str, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "procward", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, **(env or {})})
 
 
-def test_dry_run_writes_a_loadable_one_service_configuration(tmp_path: Path) -> None:
-    """--dry-run writes the wrapped program's configuration (own logs, state, a loopback API
-    port) and prints the unit that runs the daemon on it; the file loads as written."""
+def save_printed(done: subprocess.CompletedProcess[str], folder: Path) -> Path:
+    """Write the configuration a dry run printed where it says a real wrap would."""
+    header, _, rest = done.stdout.partition(" (--dry-run: not written)\n")
+    path = Path(header.removeprefix("# "))
+    assert path == folder / "procward.toml", done.stdout
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(rest.partition("\n# /etc/systemd/system/")[0])
+    return path
+
+
+def test_dry_run_prints_a_loadable_one_service_configuration(tmp_path: Path) -> None:
+    """--dry-run prints the wrapped program's configuration (own logs, state, a loopback API
+    port) and the unit that runs the daemon on it; saved where it would go, it loads."""
     folder = tmp_path / "wrap" / "web"
     done = procward("wrap", "web", "--folder", str(folder), "--env", "PORT=8000",
                     "--env", "GREETING=costs $5 ${not_a_var}", "--restart", "on-failure",
                     "--health-url", "http://127.0.0.1:8000/healthz",
                     "--dry-run", "--", "python3", "-m", "http.server", "8000", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    config_path = folder / "procward.toml"
+    config_path = save_printed(done, folder)
     assert config_path.read_text().startswith(MARKER)
     config = load_config(config_path)
     web = config.services["web"]
@@ -66,7 +79,7 @@ def test_options_after_the_double_dash_belong_to_the_program(tmp_path: Path) -> 
     done = procward("wrap", "tool", "--folder", str(folder), "--dry-run", "--",
                     "/bin/echo", "--folder", "--remove", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    data = tomllib.loads((folder / "procward.toml").read_text())
+    data = tomllib.loads(save_printed(done, folder).read_text())
     assert data["services"]["tool"]["command"] == ["/bin/echo", "--folder", "--remove"]
 
 
@@ -79,6 +92,7 @@ def test_the_wrapped_program_runs_under_the_hosted_daemon(tmp_path: Path) -> Non
     done = procward("wrap", "job", "--folder", str(folder), "--dry-run", "--",
                     sys.executable, "-c", program, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    save_printed(done, folder)
     address = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(address))
@@ -119,11 +133,28 @@ def test_failed_install_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not NO_SYSTEMD, reason="systemd runs here")
+def test_dry_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    """--dry-run creates no file or folder under the state dir, so the real wrap of the
+    same name afterwards is not refused as "already wrapped" (here it fails for want of
+    systemd, and leaves nothing either)."""
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    folder = wrap_folder("web", user_scope=True, environ=env)
+    done = procward("wrap", "web", "--user", "--dry-run", "--", "/bin/sleep", "60", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "state").exists()
+    assert f"# {folder / 'procward.toml'} (--dry-run: not written)" in done.stdout
+    done = procward("wrap", "web", "--user", "--", "/bin/sleep", "60", env=env)
+    assert "already wrapped" not in done.stderr
+    assert done.returncode == 1 and "systemd is not the init system" in done.stderr
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.skipif(not NO_SYSTEMD, reason="systemd runs here")
 def test_remove_without_systemd_keeps_the_folder(tmp_path: Path) -> None:
     """--remove that cannot ask the service manager says so and deletes nothing."""
     folder = tmp_path / "web"
-    assert procward("wrap", "web", "--folder", str(folder), "--dry-run", "--",
-                    "/bin/sleep", "60").returncode == 0
+    save_printed(procward("wrap", "web", "--folder", str(folder), "--dry-run", "--",
+                          "/bin/sleep", "60"), folder)
     done = procward("wrap", "--remove", "web", "--folder", str(folder))
     assert done.returncode == 1
     assert "was kept" in done.stderr
@@ -180,6 +211,7 @@ def test_the_wrapped_web_example_answers(tmp_path: Path) -> None:
                     "--health-url", f"http://127.0.0.1:{port}/healthz", "--dry-run", "--",
                     sys.executable, "examples/wrapped-web/server.py", cwd=repo)
     assert done.returncode == 0, done.stderr
+    save_printed(done, folder)
     proc = subprocess.Popen(
         [sys.executable, "-m", "procward", "service", "host", "--name", "hello-web",
          "-c", str(folder / "procward.toml")],
@@ -233,10 +265,13 @@ def test_account_owns_the_wrap_folder(tmp_path: Path) -> None:
     done = procward("wrap", "web", "--folder", str(folder), "--account", "nobody", "--dry-run",
                     "--", "/bin/sleep", "60")
     assert done.returncode == 0, done.stderr
+    assert "User=nobody" in done.stdout.splitlines()
+    # What the real wrap does once it has written the folder the dry run printed.
+    save_printed(done, folder)
+    _give_to(folder, "nobody")
     nobody = pwd.getpwnam("nobody").pw_uid
     assert folder.stat().st_uid == nobody
     assert (folder / "procward.toml").stat().st_uid == nobody
-    assert "User=nobody" in done.stdout.splitlines()
     other = tmp_path / "other"
     done = procward("wrap", "web", "--folder", str(other), "--account", "no-such-user-pw",
                     "--dry-run", "--", "/bin/sleep", "60")

@@ -26,7 +26,7 @@ import getpass
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import pytest
@@ -243,11 +243,66 @@ def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> Non
                                 "pid": None, "detail": ""}
 
 
+@pytest.mark.parametrize("control", [5, 15], ids=["shutdown", "preshutdown"])
+def test_system_shutdown_stops_the_daemon_and_its_programs_for_good(scm: Scm,
+                                                                   control: int) -> None:
+    """SHUTDOWN (5) and PRESHUTDOWN (15) stop the hosted daemon as ``sc stop`` does:
+    STOPPED with exit code 0, both programs and their helpers ended, none started again.
+
+    Tested at the level of the control handler: Wine's SCM never sends either control
+    (there is no system shutdown to go through, and ControlService refuses both, as
+    Windows' does), so ``oshost_service.py`` hands the control to the hosted service's
+    ``ServiceCtrlHandlerEx``, as pywin32 does when the SCM sends one. What follows
+    (SvcShutdown or SvcOtherEx, the daemon's stop, STOPPED reported) is the real path.
+    """
+    folder = scm.folder
+    script = folder / "child.py"
+    script.write_text(CHILD)
+    python = windows_path(scm.wine.python)
+    (folder / "procward.toml").write_text(
+        f"[procward]\nlog_dir = '{windows_path(folder / 'logs')}'\n"
+        f"state_dir = '{windows_path(folder / 'state')}'\n\n"
+        + "".join(f"[services.{svc}]\n"
+                  f"command = ['{python}', '{windows_path(script)}', '{svc}']\n"
+                  'stop_timeout = "3s"\n\n' for svc in ("alpha", "beta")))
+    name = scm.name("shut")
+    control_file = folder / "control"
+    argv = scm.hosted(name, "daemon", windows_path(folder / "procward.toml"),
+                      windows_path(control_file))
+    assert scm.install(name, argv, start_type="manual") == {"ok": True}
+    code, output = scm.sc_start(name)
+    assert code == 0, output
+    logs = [folder / "logs" / f"{svc}.out.log" for svc in ("alpha", "beta")]
+    for log in logs:
+        wait_for(lambda log=log: log.exists() and " line 2\n" in log.read_text(errors="replace"),
+                 f"three lines in {log.name}", 90)
+    wait_for(lambda: scm.status(name)["state"] == "running", "the service to say RUNNING", 30)
+    daemon_pid = scm.status(name)["pid"]
+    marker = windows_path(script)
+    pids = [int(word) for log in logs for word in log.read_text().splitlines()[0].split()[2::2]]
+
+    control_file.write_text(str(control))
+    wait_for(lambda: scm.status(name)["state"] == "stopped", "the service to stop", 60)
+    assert scm.status(name)["detail"] == "exit code 0"
+    wait_for(lambda: not processes_with(marker), "the programs' trees to end", 15)
+    assert scm.ctl("alive", json.dumps([[*pids, daemon_pid], "python"])) == {"alive": []}
+    # Each program started once: the stop restarted nothing.
+    for log in logs:
+        starts = [line for line in log.read_text().splitlines() if " pid " in line]
+        assert len(starts) == 1, log.read_text()[-500:]
+    events = [json.loads(line) for line in
+              (folder / "logs" / "procward.events.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e["message"].startswith("starting: restart")]
+    assert events[-1]["message"] == "procward stopped"
+
+
 def test_manager_start_waits_for_ready_and_stop_for_stopped(scm: Scm) -> None:
     """start() returns once the body said ready; the service runs in its working directory.
 
     The body records what it sees. Wine ignores the service's Environment value,
     so the recorded variable is not expected in the service, only in the registry.
+    pywin32's DLLs (``pywin32_system32``) are not on the PATH the SCM gives the
+    service, yet pywintypes loads from there: pywin32's .pth finds them at start.
     """
     out = scm.folder / "seen.json"
     name = scm.name("env")
@@ -260,6 +315,10 @@ def test_manager_start_waits_for_ready_and_stop_for_stopped(scm: Scm) -> None:
     seen = json.loads(out.read_text())
     assert seen["cwd"] == windows_path(scm.folder)
     assert seen["pid"] == status["pid"]
+    path = {k.upper(): v for k, v in seen["environ"].items()}["PATH"]
+    assert "pywin32_system32" not in path.lower(), path
+    assert PureWindowsPath(seen["pywintypes"].lower()).parent.name == "pywin32_system32", \
+        seen["pywintypes"]
     assert scm.ctl("stop", name) == {"ok": True}
     assert scm.status(name)["state"] == "stopped"
     assert scm.status(name)["detail"] == "exit code 0"

@@ -337,6 +337,48 @@ def test_sdk_service_install_sc_start_stop_uninstall(win: Windows) -> None:
     assert "not installed" in done.stdout
 
 
+def test_service_host_from_a_console_says_to_run_in_the_foreground(win: Windows) -> None:
+    """``procward service host`` typed at a console says why it cannot run there and how
+    to run in the foreground instead, and exits 1, without a traceback.
+
+    The SCM did not start the process, so StartServiceCtrlDispatcher fails with error 1063.
+    """
+    config = write_config(win, win.folder / "console")
+    done = win.procward("service", "host", "--name", "pwconsole", "-c", windows_path(config))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "(Windows error 1063)" in done.stderr
+    assert "run it in the foreground instead" in done.stderr
+    assert f'procward run -c "{windows_path(config)}"' in done.stderr
+    assert not (win.folder / "console" / "logs").exists()  # no daemon ran
+
+
+def test_install_without_administrator_rights_says_so_and_registers_nothing(
+        win: Windows) -> None:
+    """Refused by the SCM (access denied), ``service install`` and an SDK ``install`` say
+    to use an elevated prompt, exit 1, and leave no service behind.
+
+    Wine grants every program every right, so ``scripts/install_denied.py`` makes
+    ``OpenSCManager`` refuse as Windows' SCM refuses an unelevated process (anything
+    beyond connecting), runs both commands in that process, and then asks the real
+    SCM for both names.
+    """
+    config = write_config(win, win.folder / "denied")
+    name = win.name("deny")
+    win.names.append(name + "sdk")  # cleaned up too, should the refusal ever fail
+    answer = win.wine.script("install_denied.py", windows_path(config), name, timeout=120)
+    for command in ("cli", "sdk"):
+        said = answer[command]["stderr"]
+        assert answer[command]["exit"] == 1, said
+        assert "access denied" in said and "elevated prompt (Run as administrator)" in said
+        assert "Nothing was changed." in said
+        assert "Traceback" not in said
+    # Refused where install asks for SC_MANAGER_CREATE_SERVICE (0x2), once per command.
+    assert [mask & 0x2 for mask in answer["asked"]] == [0x2, 0x2], answer["asked"]
+    # ERROR_SERVICE_DOES_NOT_EXIST from the real SCM: nothing was registered.
+    assert answer["open_service"] == {name: 1060, name + "sdk": 1060}
+
+
 def test_install_whose_start_fails_leaves_nothing_installed(win: Windows) -> None:
     """An auto service that stops as it starts (its API port is taken) is not left behind.
 

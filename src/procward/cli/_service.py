@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from procward.config import Config
     from procward.oshost import HostReporter, ServiceManager, ServiceSpec
 
-__all__ = ["add_install_options", "daemon_argv", "install_spec", "register", "stop_budget"]
+__all__ = ["add_install_options", "daemon_argv", "install_spec", "register", "reload_argv",
+           "stop_budget"]
 
 DEFAULT_NAME = "procward"
 # Time a stopping daemon gets beyond its services' own stop_timeout (its own
@@ -144,6 +146,20 @@ def daemon_argv(name: str, config_path: Path, profile: str | None = None) -> lis
     return argv
 
 
+def reload_argv(config_path: Path, profile: str | None = None) -> list[str]:
+    """The command that makes the installed daemon re-read its file (systemd's ExecReload).
+
+    It names the daemon's profile too: a profile may move state_dir or [api],
+    and ``procward reload`` finds the daemon through them.
+    """
+    from procward.oshost import python_for_service
+
+    argv = [python_for_service(), "-m", "procward", "reload", "-c", str(config_path)]
+    if profile:
+        argv += ["--profile", profile]
+    return argv
+
+
 def _read_password(value: str | None) -> str | None:
     if value == "-":
         return sys.stdin.readline().rstrip("\r\n")
@@ -225,23 +241,26 @@ def install_command(args: argparse.Namespace) -> int:
     from procward.errors import ConfigError
 
     path = find_config_path(args.config).absolute()
+    # The service does not get this shell's $PROCWARD_PROFILE: the profile validated
+    # here is written into its commands.
+    profile = args.profile or os.environ.get("PROCWARD_PROFILE") or None
     if not path.exists():
         print(f"procward: no configuration at {path}; write one with `procward init` "
               "or pass -c FILE", file=sys.stderr)
         return 2
     try:
         # Refuse now what the service would refuse at every start.
-        config = load_config(path, profile=args.profile)
+        config = load_config(path, profile=profile)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         return 2
-    from procward.oshost import OsHostError, python_for_service
+    from procward.oshost import OsHostError
 
-    reload_argv = [python_for_service(), "-m", "procward", "reload", "-c", str(path)]
     try:
         spec = spec_from_args(
-            args, argv=daemon_argv(args.name, path, args.profile), reload_argv=reload_argv,
+            args, argv=daemon_argv(args.name, path, profile),
+            reload_argv=reload_argv(path, profile),
             stop_timeout=stop_budget(config), working_dir=path.parent,
             description=f"procward supervising {path}",
         )
@@ -304,7 +323,17 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def host_command(args: argparse.Namespace) -> int:
-    return _manager().host(args.name, DaemonBody(Path(args.config or ""), args.profile))
+    from procward.config import find_config_path
+    from procward.oshost import OsHostError
+
+    try:
+        return _manager().host(args.name, DaemonBody(Path(args.config or ""), args.profile))
+    except OsHostError as e:
+        # Typed at a console (the SCM's error 1063): say so, and what does run here.
+        profile = f' --profile "{args.profile}"' if args.profile else ""
+        print(f"procward: {e}\nto run this configuration in the foreground: procward run "
+              f'-c "{find_config_path(args.config).absolute()}"{profile}', file=sys.stderr)
+        return 1
 
 
 class DaemonBody:

@@ -3,8 +3,9 @@
 It writes a one-service configuration into a folder of its own (see
 ``wrap_folder``), with the folder's own logs, state and a free loopback API
 port, loads it to be sure it is valid, and installs the procward daemon for it
-exactly as ``procward service install`` does. ``--remove NAME`` uninstalls the
-service and deletes the folder.
+exactly as ``procward service install`` does. ``--dry-run`` prints the
+configuration and what would be registered, and writes nothing. ``--remove
+NAME`` uninstalls the service and deletes the folder.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from procward.cli._service import add_install_options
+
+if TYPE_CHECKING:
+    from procward.config import Config
 
 __all__ = ["MARKER", "register", "render_config", "wrap_folder"]
 
@@ -152,9 +158,15 @@ def _parse_env(items: list[str]) -> dict[str, str]:
     return env
 
 
-def _give_to(folder: Path, account: str) -> None:
-    """Make ``folder`` the account's: the daemon runs as it and writes logs and state there."""
-    if sys.platform == "win32":  # access there is by ACL, set by the Windows backend
+def _give_to(folder: Path, account: str, *, check_only: bool = False) -> None:
+    """Make ``folder`` the account's: the daemon runs as it and writes logs and state there.
+
+    ``check_only`` (--dry-run) only makes sure the account exists; LookupError if not.
+    """
+    if sys.platform == "win32":
+        # Nothing here or in the Windows backend sets an ACL: the folder inherits
+        # its parent's (C:\ProgramData's by default). docs/windows-service.md says
+        # what to grant an account other than LocalSystem, with icacls.
         return
     import pwd
 
@@ -162,8 +174,20 @@ def _give_to(folder: Path, account: str) -> None:
         entry = pwd.getpwnam(account)
     except KeyError:
         raise LookupError(account) from None
+    if check_only:
+        return
     for path in (folder, folder / CONFIG_NAME):
         os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _load_unwritten(text: str) -> Config:
+    """Load ``text`` as the service will load its file, from a scratch folder (--dry-run)."""
+    from procward.config import load_config
+
+    with tempfile.TemporaryDirectory(prefix="procward-wrap-") as scratch:
+        path = Path(scratch) / CONFIG_NAME
+        path.write_text(text, encoding="utf-8")
+        return load_config(path)
 
 
 def _is_ours(folder: Path) -> bool:
@@ -197,10 +221,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
-    from procward.cli._service import daemon_argv, install_spec, spec_from_args, stop_budget
+    from procward.cli._service import (
+        daemon_argv,
+        install_spec,
+        reload_argv,
+        spec_from_args,
+        stop_budget,
+    )
     from procward.config import load_config
     from procward.errors import ConfigError
-    from procward.oshost import OsHostError, python_for_service
+    from procward.oshost import OsHostError
 
     try:
         env = _parse_env(args.env)
@@ -235,16 +265,20 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
                          health_url=args.health_url)
 
     def undo() -> None:
+        if args.dry_run:  # it wrote nothing
+            return
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
-        elif not args.dry_run:
+        else:
             config_path.unlink(missing_ok=True)
 
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(text, encoding="utf-8")
+        # A dry run promises to change nothing: it writes no file and no folder.
+        if not args.dry_run:
+            folder.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(text, encoding="utf-8")
         if args.account:
-            _give_to(folder, args.account)
+            _give_to(folder, args.account, check_only=args.dry_run)
     except LookupError:
         undo()
         print(f"procward: there is no user {args.account!r} on this system; create it "
@@ -257,8 +291,9 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
             file=sys.stderr)
         return 1
     try:
-        # The generated file must load exactly as the service will load it.
-        config = load_config(config_path)
+        # The generated file must load exactly as the service will load it (the dry
+        # run's text from a scratch folder: its relative logs and state resolve there).
+        config = _load_unwritten(text) if args.dry_run else load_config(config_path)
     except ConfigError as e:
         undo()
         for problem in e.problems:
@@ -267,12 +302,15 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     try:
         spec = spec_from_args(
             args, argv=daemon_argv(args.name, config_path),
-            reload_argv=[python_for_service(), "-m", "procward", "reload", "-c",
-                         str(config_path)],
+            reload_argv=reload_argv(config_path),
             stop_timeout=stop_budget(config), working_dir=folder,
             description=f"{' '.join(command)} (kept running by procward)",
         )
-        print(f"# configuration: {config_path}")
+        if args.dry_run:
+            # What would be written, headed by its path as the unit below is by its own.
+            print(f"# {config_path} (--dry-run: not written)\n{text}")
+        else:
+            print(f"# configuration: {config_path}")
         code = install_spec(spec, dry_run=args.dry_run)
     except OsHostError as e:
         print(f"procward: {e}", file=sys.stderr)

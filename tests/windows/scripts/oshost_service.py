@@ -2,9 +2,13 @@
 
 It hosts the service NAME through ``procward.oshost.windows`` with one of these bodies:
 
-- ``daemon CONFIG``: the real procward daemon on CONFIG, stopped by the SCM's stop;
+- ``daemon CONFIG [CONTROL_FILE]``: the real procward daemon on CONFIG, stopped by
+  the SCM's stop; with CONTROL_FILE, the control number written there is handed
+  to the service's own control handler, as the SCM would hand it (Wine's SCM
+  never sends SHUTDOWN or PRESHUTDOWN, and ControlService refuses both);
 - ``env OUTFILE``: writes what the service sees (environment, working directory,
-  interpreter) as JSON to OUTFILE, says ready, and waits for the stop;
+  interpreter, the file pywintypes was loaded from) as JSON to OUTFILE, says
+  ready, and waits for the stop;
 - ``gated GATE``: a slow start and stop: reports START_PENDING (wait hint 45 s)
   again and again until the file GATE exists, then says ready; once asked to
   stop, waits (at most a minute) for the file GATE.stop before it ends;
@@ -23,9 +27,37 @@ import sys
 import threading
 import time
 import traceback
+from typing import Any
 
 from procward.oshost import HostReporter, OsHostError
 from procward.oshost.windows import WindowsServiceManager
+
+
+def deliver_control(control_file: str) -> None:
+    """Have the hosted service's control handler receive the control CONTROL_FILE names."""
+    import procward.oshost.windows as backend
+
+    make = backend._service_class
+
+    def with_delivery(*args: Any) -> Any:
+        hosted = make(*args)
+
+        class Delivered(hosted):
+            def __init__(self, argv: list[str]) -> None:
+                super().__init__(argv)
+                threading.Thread(target=self.deliver, daemon=True).start()
+
+            def deliver(self) -> None:
+                while not os.path.exists(control_file):
+                    time.sleep(0.2)  # a file the Linux test writes: nothing to await
+                with open(control_file, encoding="utf-8") as f:
+                    control = int(f.read())
+                # What pywin32's C handler calls when the SCM sends a control.
+                self.ServiceCtrlHandlerEx(control, 0, None)
+
+        return Delivered
+
+    backend._service_class = with_delivery
 
 
 def daemon(config_path: str) -> int:
@@ -62,9 +94,12 @@ def daemon(config_path: str) -> int:
 
 
 def env(out: str) -> int:
+    import pywintypes  # loaded already, by the backend: which DLL it is
+
     def body(stop: threading.Event, reporter: HostReporter) -> int:
         with open(out, "w", encoding="utf-8") as f:
             json.dump({"environ": dict(os.environ), "cwd": os.getcwd(),
+                       "pywintypes": pywintypes.__file__,
                        "executable": sys.executable, "prefix": sys.prefix,
                        "path": sys.path, "pid": os.getpid()}, f)
         reporter.ready()
@@ -103,6 +138,8 @@ def main() -> int:
     mode = sys.argv[2]
     try:
         if mode == "daemon":
+            if len(sys.argv) > 4:
+                deliver_control(sys.argv[4])
             return daemon(sys.argv[3])
         if mode == "env":
             return env(sys.argv[3])
