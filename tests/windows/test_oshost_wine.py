@@ -178,12 +178,9 @@ def test_controlling_a_missing_service_says_so(scm: Scm) -> None:
         assert "no such service is installed" in answer["message"], action
 
 
-def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> None:
-    """The SCM hosts the real daemon: two services' lines reach their logs; stop ends all.
-
-    After ``sc stop`` the service reports STOPPED with exit code 0, and no process of
-    the daemon, its two services or their helpers is left; uninstall removes it.
-    """
+def _daemon_with_two_programs(scm: Scm, name: str, *host_args: str) -> list[Path]:
+    """Install and ``sc start`` the hosted daemon on two programs (child.py alpha and
+    beta, each with a helper); return their logs once each holds three lines."""
     folder = scm.folder
     script = folder / "child.py"
     script.write_text(CHILD)
@@ -191,17 +188,11 @@ def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> Non
     (folder / "procward.toml").write_text(
         f"[procward]\nlog_dir = '{windows_path(folder / 'logs')}'\n"
         f"state_dir = '{windows_path(folder / 'state')}'\n\n"
-        "[services.alpha]\n"
-        f"command = ['{python}', '{windows_path(script)}', 'alpha']\n"
-        'stop_timeout = "3s"\n\n'
-        "[services.beta]\n"
-        f"command = ['{python}', '{windows_path(script)}', 'beta']\n"
-        'stop_timeout = "3s"\n'
-    )
-    name = scm.name("dmn")
-    argv = scm.hosted(name, "daemon", windows_path(folder / "procward.toml"))
+        + "".join(f"[services.{svc}]\n"
+                  f"command = ['{python}', '{windows_path(script)}', '{svc}']\n"
+                  'stop_timeout = "3s"\n\n' for svc in ("alpha", "beta")))
+    argv = scm.hosted(name, "daemon", windows_path(folder / "procward.toml"), *host_args)
     assert scm.install(name, argv, start_type="manual") == {"ok": True}
-
     code, output = scm.sc_start(name)
     assert code == 0, output
     logs = [folder / "logs" / f"{svc}.out.log" for svc in ("alpha", "beta")]
@@ -209,6 +200,18 @@ def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> Non
         wait_for(lambda log=log: log.exists() and " line 2\n" in log.read_text(errors="replace"),
                  f"three lines in {log.name}", 90)
     wait_for(lambda: scm.status(name)["state"] == "running", "the service to say RUNNING", 30)
+    return logs
+
+
+def test_sc_start_runs_the_daemon_and_sc_stop_leaves_no_process(scm: Scm) -> None:
+    """The SCM hosts the real daemon: two services' lines reach their logs; stop ends all.
+
+    After ``sc stop`` the service reports STOPPED with exit code 0, and no process of
+    the daemon, its two services or their helpers is left; uninstall removes it.
+    """
+    folder, script = scm.folder, scm.folder / "child.py"
+    name = scm.name("dmn")
+    logs = _daemon_with_two_programs(scm, name)
     status = scm.status(name)
     assert status["pid"]
     code, output = scm.sc("query", name)
@@ -255,28 +258,10 @@ def test_system_shutdown_stops_the_daemon_and_its_programs_for_good(scm: Scm,
     ``ServiceCtrlHandlerEx``, as pywin32 does when the SCM sends one. What follows
     (SvcShutdown or SvcOtherEx, the daemon's stop, STOPPED reported) is the real path.
     """
-    folder = scm.folder
-    script = folder / "child.py"
-    script.write_text(CHILD)
-    python = windows_path(scm.wine.python)
-    (folder / "procward.toml").write_text(
-        f"[procward]\nlog_dir = '{windows_path(folder / 'logs')}'\n"
-        f"state_dir = '{windows_path(folder / 'state')}'\n\n"
-        + "".join(f"[services.{svc}]\n"
-                  f"command = ['{python}', '{windows_path(script)}', '{svc}']\n"
-                  'stop_timeout = "3s"\n\n' for svc in ("alpha", "beta")))
+    folder, script = scm.folder, scm.folder / "child.py"
     name = scm.name("shut")
     control_file = folder / "control"
-    argv = scm.hosted(name, "daemon", windows_path(folder / "procward.toml"),
-                      windows_path(control_file))
-    assert scm.install(name, argv, start_type="manual") == {"ok": True}
-    code, output = scm.sc_start(name)
-    assert code == 0, output
-    logs = [folder / "logs" / f"{svc}.out.log" for svc in ("alpha", "beta")]
-    for log in logs:
-        wait_for(lambda log=log: log.exists() and " line 2\n" in log.read_text(errors="replace"),
-                 f"three lines in {log.name}", 90)
-    wait_for(lambda: scm.status(name)["state"] == "running", "the service to say RUNNING", 30)
+    logs = _daemon_with_two_programs(scm, name, windows_path(control_file))
     daemon_pid = scm.status(name)["pid"]
     marker = windows_path(script)
     pids = [int(word) for log in logs for word in log.read_text().splitlines()[0].split()[2::2]]
