@@ -61,7 +61,9 @@ class Receiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def wait_for(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+    # Generous: once, on a machine busy with the Windows tests, not even the first
+    # post came within 20 s (the daemon, its config child and the program all start first).
+    def wait_for(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.bodies) >= count, timeout):
                 raise TimeoutError(f"received {len(self.bodies)} of {count} posts")
