@@ -218,9 +218,9 @@ def required_literals(pattern: bytes) -> list[bytes] | None:
 
     Sound by construction: only plain literals count, under no IGNORECASE,
     lengthened only by a line start before them, a small class after them, or
-    what a short alternation after them begins with; a part we cannot reason
-    about requires nothing. None means "always run
-    the regex".
+    what a short alternation after them begins with, and cut only to an end of
+    them (``_rare_start``); a part we cannot reason about requires nothing.
+    None means "always run the regex".
     """
     try:
         parsed = sre_parse.parse(pattern, re.MULTILINE)
@@ -274,9 +274,11 @@ def finder(texts: Sequence[bytes], *, native: bool = True) -> Finder:
 # texts (``_bucket_order``): in a bad one the same 39 texts took 40 us.
 _GROUP = 64
 
-# Built searchers by their texts: every instance of a service, and both its
-# streams, share them (planning and building take 25-30 ms for 39 texts).
-_SEARCHERS: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], Any]] = {}
+# Built searchers by their texts, with the texts in the searcher's order and
+# what each can hide: every instance of a service, and both its streams, share
+# them (planning and building take 25-30 ms for 39 texts, the hiding table 5 ms).
+_Hidden = list[list[tuple[int, tuple[int, ...]]]]
+_SEARCHERS: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], Any, _Hidden]] = {}
 
 # How the searcher (the aho-corasick crate's Teddy, 1.x) files texts in
 # buckets, from its source: 16 buckets when it has more than 32 texts and the
@@ -303,6 +305,7 @@ def _buckets(count: int) -> int:
     return 16 if wide and count > _SLIM_MAX else 8
 
 
+@functools.cache
 def _sample() -> bytes:
     """A few KiB of log lines of many kinds: what the texts' order and cuts are planned on."""
     return Path(__file__).with_name("_sample.log").read_bytes()
@@ -387,7 +390,7 @@ def _dealt(texts: Sequence[bytes], count: int) -> list[list[list[bytes]]]:
                 places &= low_bits & high_bits
                 odds *= sum(share[high << 4 | low] for low in lows for high in highs)
             checks = sum(len(units[u]) for u in key) + _FLAG_COST
-            cost = costs[key] = (places.bit_count() + odds * span) * checks if key else 0.0
+            cost = costs[key] = (places.bit_count() + odds * span) * checks
         return cost
 
     least, extra = divmod(len(units), count)
@@ -418,14 +421,14 @@ def _dealt(texts: Sequence[bytes], count: int) -> list[list[list[bytes]]]:
     return [[units[u] for u in bucket] for bucket in buckets]
 
 
-def _hidden(texts: Sequence[bytes]) -> list[list[tuple[int, tuple[int, ...]]]]:
+def _hidden(texts: Sequence[bytes]) -> _Hidden:
     """For each text, the others that can begin inside an occurrence of it, and where.
 
     A leftmost-first pass skips what begins inside a match it reports, and
     nothing else; a text B can begin at offset o of A's occurrence only if B
     and A agree where they overlap.
     """
-    hidden: list[list[tuple[int, tuple[int, ...]]]] = []
+    hidden: _Hidden = []
     for a in texts:
         inside = []
         for j, b in enumerate(texts):
@@ -451,8 +454,7 @@ class _AhoCorasickFinder:
         self._line_starts = _LineStarts(ids_of)
         # Per group of texts: (the pass; its texts; what each can hide; the
         # rule text ids of each).
-        self._groups: list[tuple[Any, tuple[bytes, ...],
-                                 list[list[tuple[int, tuple[int, ...]]]], list[list[int]]]] = []
+        self._groups: list[tuple[Any, tuple[bytes, ...], _Hidden, list[list[int]]]] = []
         size = -(-len(long) // -(-len(long) // _GROUP)) if long else 1
         for at in range(0, len(long), size):
             texts_in = tuple(long[at:at + size])
@@ -465,9 +467,9 @@ class _AhoCorasickFinder:
                 # automaton that answered this took 215 us per 64 KiB of logs.)
                 order = tuple(_bucket_order(texts_in))
                 built = _SEARCHERS[texts_in] = (order, ac.BytesAhoCorasick(
-                    list(order), matchkind=ac.MATCHKIND_LEFTMOST_FIRST))
-            group, searcher = built  # the searcher reports texts by their index in group
-            self._groups.append((searcher.find_matches_as_indexes, group, _hidden(group),
+                    list(order), matchkind=ac.MATCHKIND_LEFTMOST_FIRST), _hidden(order))
+            group, searcher, hidden = built  # the searcher reports texts by index in group
+            self._groups.append((searcher.find_matches_as_indexes, group, hidden,
                                  [ids_of[t] for t in group]))
 
     def which(self, chunk: bytes | bytearray, start: int, end: int) -> set[int]:
@@ -497,15 +499,9 @@ class _AhoCorasickFinder:
         return ids
 
 
-# Bytes from most to least common in log text: a text is looked for by its
-# rarest byte. Anything not listed (most punctuation) counts as rarest.
-_COMMON_BYTES = (b"\n etaoinsrhldcumfpgwybvkxjqz0123456789:.-/=_,'\"ETAOINSRHLDCUMFPGWYBVKXJQZ"
-                 b"[]()<>")
-_RANK = {b: i for i, b in enumerate(_COMMON_BYTES)}
-
-
 def _rarest(byte_values: Iterable[int]) -> bytes:
-    return bytes([max(byte_values, key=lambda b: _RANK.get(b, len(_RANK)))])
+    """The byte of these with the least share of log text (``_sample_odds``)."""
+    return bytes([min(byte_values, key=_sample_odds()[0].__getitem__)])
 
 
 class _PythonFinder:
