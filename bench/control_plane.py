@@ -533,7 +533,8 @@ def _flood(opts: argparse.Namespace, ws: common.Workspace, child: common.ChildPr
         common.say(f"{NAME}: latency round {i + 1}/{rounds}: {requests} GET /v1/services "
                    f"before, then while, {w} services flood their logs")
         lat.append(_latency_under_flood(ws, child, count=w, requests=requests, round_no=i))
-    quiet, flooded = [], []
+    quiet: list[dict[str, Any]] = []
+    flooded: list[dict[str, Any]] = []
     for i in range(capture_rounds):
         # Alternate which goes first, so a drift of the machine hits both alike.
         for flood_threads in ((0, opts.flood_threads) if i % 2 == 0

@@ -41,6 +41,32 @@ import common
 
 NAME = "start_stop_many"
 KEPT = "procward_kept"  # procward on a configuration it validated before
+FLOOR = "python_floor"  # the least asyncio program that starts the same services
+
+FLOOR_PY = """\
+import asyncio, os, sys, tomllib
+
+async def main():
+    with open(sys.argv[1], "rb") as f:
+        services = tomllib.load(f)["services"]
+    loop = asyncio.get_running_loop()
+    null = os.open(os.devnull, os.O_RDONLY)
+    for service in services.values():
+        argv = service["command"]
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.posix_spawn(argv[0], argv, os.environ, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2)])
+        os.close(out_w)
+        os.close(err_w)
+        for fd in (out_r, err_r):
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, os.read, fd, 65536)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +107,36 @@ def _loop(ws: common.Workspace, child: common.ChildProgram, n: int,
                 assert pipe is not None
                 pipe.close()
         return {"start_seconds": start, "stop_seconds": stop}
+    finally:
+        fifo.close()
+
+
+def _floor(ws: common.Workspace, child: common.ChildProgram, n: int,
+           round_no: int) -> dict[str, Any]:
+    # procward's own configuration file, written as for its runs.
+    daemon = common.ProcwardDaemon(ws, f"floor-{round_no}")
+    fifo = common.ReportFifo(daemon.dir / "child.fifo")
+    argv = child.report(fifo.path)
+    script = daemon.dir / "floor.py"
+    script.write_text(FLOOR_PY, encoding="utf-8")
+    try:
+        config = daemon.write_config(
+            [common.Service(f"s{i:04d}", argv, start_seconds=1.0) for i in range(n)])
+        t0 = time.monotonic_ns()
+        p = subprocess.Popen([sys.executable, str(script), str(config)], cwd=daemon.dir,
+                             env=common.daemon_env(), start_new_session=True)
+        ws.track(p)
+        reports = fifo.wait_count(n)
+        pids = sorted({r.pid for r in reports})
+        ws.track_pids(pids)
+        start = (max(r.t_ns for r in reports) - t0) / 1e9
+        # It stops nothing itself: its children, then it, are killed by pid.
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        p.kill()
+        p.wait()
+        common.wait_gone(pids, timeout=common.DEFAULT_TIMEOUT)
+        return {"start_seconds": start}
     finally:
         fifo.close()
 
@@ -134,12 +190,14 @@ def run(opts: argparse.Namespace, ws: common.Workspace,
     rounds = opts.rounds or (1 if opts.quick else 3)
     result: dict[str, Any] = {"services": n, "rounds": rounds}
     classes = common.daemon_classes(ws)
-    runs: dict[str, list[dict[str, Any]]] = {"loop": [], **{c.label: [] for c in classes},
-                                             KEPT: []}
+    runs: dict[str, list[dict[str, Any]]] = {"loop": [], FLOOR: [],
+                                             **{c.label: [] for c in classes}, KEPT: []}
     # Rounds interleave the systems, so a slow patch of the machine hits all alike.
     for i in range(rounds):
         common.say(f"{NAME}: round {i + 1}/{rounds}: Popen loop, {n} children")
         runs["loop"].append(_loop(ws, child, n, i))
+        common.say(f"{NAME}: round {i + 1}/{rounds}: the least Python program, {n} services")
+        runs[FLOOR].append(_floor(ws, child, n, i))
         for cls in classes:
             common.say(f"{NAME}: round {i + 1}/{rounds}: {cls.label}, {n} services")
             runs[cls.label].append(_daemon(ws, child, cls, n, i))
@@ -167,6 +225,7 @@ def rows(result: dict[str, Any]) -> list[common.Row]:
     start, span, stop = (pw.get(k) for k in ("start_seconds", "internal_start_span_seconds",
                                              "stop_seconds"))
     again = result.get(KEPT, {}).get("start_seconds")
+    floor = result.get(FLOOR, {}).get("start_seconds")
     return [
         common.Row(NAME, f"start {n}: launch to all running, first start", "s", start,
                    loop["start_seconds"], "Popen loop", sv.get("start_seconds"),
@@ -178,6 +237,12 @@ def rows(result: dict[str, Any]) -> list[common.Row]:
                    "<= 1.5x loop",
                    common.verdict(None if again is None
                                   else again <= 1.5 * loop["start_seconds"])),
+        # Not procward: what any Python supervisor pays (see FLOOR_PY), against the loop.
+        common.Row(NAME, f"start {n}: least Python asyncio program, same TOML (not procward)",
+                   "s", floor, loop["start_seconds"], "Popen loop", None, ""),
+        common.Row(NAME, f"start {n}: the same, configuration validated before; "
+                   "against the least Python program", "s", again, floor,
+                   "least Python program", None, ""),
         common.Row(NAME, f"start {n}: first event to last spawn", "s", span,
                    loop["start_seconds"], "Popen loop",
                    sv.get("internal_start_span_seconds"), ""),
