@@ -100,6 +100,36 @@ def test_sd_notify_program_is_started_only_on_ready(tmp_path: Path, run) -> None
 
 
 @needs_sd_notify
+def test_a_dead_programs_status_goes_with_it(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """While a service waits out its backoff, no process runs: the STATUS= of the
+    one that died is not shown as if it still did."""
+    dies = textwrap.dedent("""
+        import os, socket, sys, time
+        path = os.environ["NOTIFY_SOCKET"]
+        if path.startswith("@"):
+            path = "\\0" + path[1:]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(f"MAINPID={os.getpid()}\\nSTATUS=serving requests".encode(), path)
+        time.sleep(0.3)
+        sys.exit(3)
+    """)
+    cfg = make_config(tmp_path, {"sd": {"command": python(dies), "start_seconds": 5,
+                                        "backoff": {"initial": "30s"}}})
+
+    async def scenario() -> None:
+        async with supervised(cfg) as (sup, rec):
+            await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY
+                               and e.fields["report"] == "mainpid")
+            status = sup.status(["sd"])[0]
+            assert status.status_text == "serving requests"
+            await rec.wait_state("sd", "backoff")
+            status = sup.status(["sd"])[0]
+            assert status.status_text is None
+
+    run(scenario())
+
+
+@needs_sd_notify
 def test_children_get_their_own_notify_socket_not_the_daemons(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """The daemon's own NOTIFY_SOCKET and WATCHDOG_* never reach a child."""
     out = tmp_path / "env.txt"

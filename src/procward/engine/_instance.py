@@ -463,6 +463,9 @@ class Instance:
         self._host.journal.remove(child.pid)
         self.last_exit = status
         self._child = None
+        # What the program said of itself (STATUS=, MAINPID=) ended with it: a
+        # service waiting out its backoff has no process to describe.
+        self.status_text = self.main_pid = None
         uptime = time.time() - (self.started_at or time.time())
         self._host.emit(Event(EventKind.EXIT, f"pid {child.pid} {status.describe()} after "
                               f"{uptime:.2f}s", self.name,
