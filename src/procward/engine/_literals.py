@@ -13,8 +13,9 @@ per 64 texts), in an order planned on a sample of log lines
 (``_bucket_order``): some 4-7 GB/s here (output in the CPU's cache), faster
 than Hyperscan on the same texts. Shorter texts defeat that searcher (with a
 one-byte text it falls back to an automaton, twenty times slower), so a
-short text is first lengthened where that is sound (``_lengthened``), and what
-stays short is looked for with ``bytes.find``, a ``memchr`` for one byte.
+short text is first lengthened where that is sound (``_lengthened``); what
+stays two bytes long gets a pass of its own, and a single byte is looked for
+with ``bytes.find``, a ``memchr``.
 Where the package cannot be imported, a pure-Python finder runs instead: one
 ``memchr`` per distinct rare byte of the texts, then ``bytes.find`` for the
 texts whose byte is present.
@@ -443,36 +444,46 @@ def _hidden(texts: Sequence[bytes]) -> _Hidden:
     return hidden
 
 
+def _searcher(ac: Any, texts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], Any, _Hidden]:
+    """One pass for ``texts``: their planned order, the searcher, what each can hide."""
+    built = _SEARCHERS.get(texts)
+    if built is None:
+        # Only leftmost-first matching uses Teddy. It reports every text that
+        # occurs but those beginning inside a match it reports: which texts can,
+        # and where, is known in advance, and each is looked for there, at each
+        # match of its hider. (The overlapping automaton that answered this took
+        # 215 us per 64 KiB of logs.)
+        order = tuple(_bucket_order(texts))
+        built = _SEARCHERS[texts] = (order, ac.BytesAhoCorasick(
+            list(order), matchkind=ac.MATCHKIND_LEFTMOST_FIRST), _hidden(order))
+    return built
+
+
 class _AhoCorasickFinder:
-    """Texts of three bytes or more in searcher passes; shorter ones by ``bytes.find``."""
+    """Texts of two bytes or more in searcher passes; one-byte texts by ``bytes.find``."""
 
     def __init__(self, ac: Any, texts: Sequence[bytes]) -> None:
         ids_of: dict[bytes, list[int]] = {}
         for i, text in enumerate(texts):
             ids_of.setdefault(text, []).append(i)
         long = [t for t in ids_of if len(t) >= _PACKED_MIN]
-        self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN]
+        pairs = [t for t in ids_of if len(t) == _PACKED_MIN - 1]
+        self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN - 1]
         starts = _LineStarts(ids_of)
         self._line_starts = starts if starts.any else None
         # Per group of texts: (the pass; its texts; what each can hide; the
-        # rule text ids of each).
+        # rule text ids of each). Two-byte texts get passes of their own: among
+        # the others they would narrow every text's fingerprint to two bytes,
+        # and bytes.find took 80-90 us per 64 KiB for one that is absent (a
+        # pass of its own, 4-10 us).
         self._groups: list[_Group] = []
-        size = -(-len(long) // -(-len(long) // _GROUP)) if long else 1
-        for at in range(0, len(long), size):
-            texts_in = tuple(long[at:at + size])
-            built = _SEARCHERS.get(texts_in)
-            if built is None:
-                # Only leftmost-first matching uses Teddy. It reports every text
-                # that occurs but those beginning inside a match it reports: which
-                # texts can, and where, is known in advance, and each is looked
-                # for there, at each match of its hider. (The overlapping
-                # automaton that answered this took 215 us per 64 KiB of logs.)
-                order = tuple(_bucket_order(texts_in))
-                built = _SEARCHERS[texts_in] = (order, ac.BytesAhoCorasick(
-                    list(order), matchkind=ac.MATCHKIND_LEFTMOST_FIRST), _hidden(order))
-            group, searcher, hidden = built  # the searcher reports texts by index in group
-            self._groups.append((searcher.find_matches_as_indexes, group, hidden,
-                                 [ids_of[t] for t in group]))
+        for kind in (long, pairs):
+            size = -(-len(kind) // -(-len(kind) // _GROUP)) if kind else 1
+            for at in range(0, len(kind), size):
+                group, searcher, hidden = _searcher(ac, tuple(kind[at:at + size]))
+                # The searcher reports texts by their index in group.
+                self._groups.append((searcher.find_matches_as_indexes, group, hidden,
+                                     [ids_of[t] for t in group]))
 
     def which(self, chunk: bytes | bytearray, start: int, end: int) -> set[int]:
         # Asked twice per chunk (the line a read cut in two, then the rest), and
