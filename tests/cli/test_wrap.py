@@ -149,6 +149,20 @@ def test_dry_run_leaves_nothing_behind(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+def test_dry_run_of_a_name_already_wrapped_is_refused_as_the_wrap_would_be(
+        tmp_path: Path) -> None:
+    """A dry run says what the real wrap would do: refuse a name already wrapped
+    (exit 1, naming the --remove to run), and leave its configuration as it was."""
+    folder = tmp_path / "web"
+    save_printed(procward("wrap", "web", "--folder", str(folder), "--dry-run", "--",
+                          "/bin/sleep", "60"), folder)
+    before = (folder / "procward.toml").read_bytes()
+    done = procward("wrap", "web", "--folder", str(folder), "--dry-run", "--", "/bin/true")
+    assert done.returncode == 1
+    assert "already wrapped" in done.stderr and "procward wrap --remove web" in done.stderr
+    assert (folder / "procward.toml").read_bytes() == before
+
+
 @pytest.mark.skipif(not NO_SYSTEMD, reason="systemd runs here")
 def test_remove_without_systemd_keeps_the_folder(tmp_path: Path) -> None:
     """--remove that cannot ask the service manager says so and deletes nothing."""

@@ -250,7 +250,8 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
               r"C:\Program Files\Python313\python.exe)", file=sys.stderr)
     cwd = Path(args.cwd).absolute() if args.cwd else Path.cwd()
     config_path = folder / CONFIG_NAME
-    if config_path.exists() and not args.dry_run:
+    # A dry run refuses what the real wrap would refuse: it writes nothing itself.
+    if config_path.exists():
         print(f"procward: {args.name} is already wrapped ({config_path}); remove it first "
               f"with `procward wrap --remove {args.name}`", file=sys.stderr)
         return 1
