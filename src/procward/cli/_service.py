@@ -194,12 +194,23 @@ def _describe(mgr: ServiceManager, spec: ServiceSpec) -> str:
     return "\n".join(f"{k} = {v!r}" for k, v in fields.items()) + "\n"
 
 
+def _warn_unreachable(mgr: ServiceManager, spec: ServiceSpec) -> None:
+    from procward.oshost import ChecksReach
+
+    if isinstance(mgr, ChecksReach):
+        for problem in mgr.unreachable(spec):
+            print(f"procward: warning: {problem}; the service would fail to start. Install "
+                  "procward where that account can read it (a venv under /opt, say), or "
+                  "grant it access", file=sys.stderr)
+
+
 def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
     """Install ``spec`` (or print it with ``dry_run``); an exit code, errors on stderr."""
     from procward.oshost import NotPrivileged, OsHostError
 
     try:
         mgr = _manager()
+        _warn_unreachable(mgr, spec)
         if dry_run:
             print(_describe(mgr, spec), end="")
             return 0

@@ -8,6 +8,7 @@ CLI pays only for the one it uses.
 from __future__ import annotations
 
 from procward.oshost._base import (
+    ChecksReach,
     Describes,
     HostBody,
     HostReporter,
@@ -21,6 +22,7 @@ from procward.oshost._base import (
 )
 
 __all__ = [
+    "ChecksReach",
     "Describes",
     "HostBody",
     "HostReporter",

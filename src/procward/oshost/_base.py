@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "ChecksReach",
     "Describes",
     "HostBody",
     "HostReporter",
@@ -124,6 +125,16 @@ class ServiceManager(Protocol):
     def host(self, name: str, body: HostBody) -> int:
         """Run ``body`` as the OS service ``name`` (called in the process the manager started)."""
         ...
+
+
+@runtime_checkable
+class ChecksReach(Protocol):
+    """A manager that can tell, at install, what the service's account cannot reach.
+
+    ``install`` prints each line as a warning: the service would fail to start.
+    """
+
+    def unreachable(self, spec: ServiceSpec) -> list[str]: ...
 
 
 @runtime_checkable

@@ -106,6 +106,14 @@ class LaunchdManager:
         path = plist_path(spec.name, user_scope=spec.user_scope)
         return [["launchctl", "bootstrap", _domain(spec.user_scope), str(path)]]
 
+    def unreachable(self, spec: ServiceSpec) -> list[str]:
+        """What a system service's --account cannot reach (warned about at install)."""
+        if spec.user_scope or not spec.account or not spec.argv:
+            return []
+        from procward.oshost._reach import service_paths, unreachable
+
+        return unreachable(spec.account, service_paths(spec.argv, spec.working_dir))
+
     def describe(self, spec: ServiceSpec) -> str:
         path = plist_path(spec.name, user_scope=spec.user_scope)
         commands = "\n".join(" ".join(c) for c in self.install_commands(spec))
