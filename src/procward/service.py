@@ -268,6 +268,10 @@ class Service:
         spec = self.spec(user=args.user, start_type=args.start_type, account=args.account,
                          password=password)
         mgr = self._manager()
+        from procward.oshost import reach_warnings
+
+        for warning in reach_warnings(mgr, spec):
+            print(f"{self.name}: {warning}", file=sys.stderr)
         if args.dry_run:
             from procward.oshost import Describes
 

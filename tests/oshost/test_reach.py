@@ -119,3 +119,22 @@ def test_install_warns_of_a_folder_the_account_cannot_enter(
     assert (f"procward: warning: the service runs as nobody, which cannot reach {folder}: "
             f"the folder {folder} is drwx------ root:root; the service would fail to start"
             ) in done.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the systemd backend")
+def test_an_sdk_install_warns_of_a_script_the_account_cannot_read(tmp: Path) -> None:
+    """A program made a service with the SDK warns the same way: here its script is
+    readable by root alone."""
+    script = tmp / "app.py"
+    script.write_text("import procward\n"
+                      "svc = procward.Service('pw-reach-sdk')\n"
+                      "svc.main(lambda stop: stop.wait())\n"
+                      "svc.cli()\n")
+    os.chmod(script, 0o600)
+    environ = {k: v for k, v in os.environ.items() if k != "PROCWARD_PROFILE"}
+    done = subprocess.run([sys.executable, str(script), "install", "--account", "nobody",
+                           "--dry-run"], capture_output=True, text=True, timeout=60,
+                          check=False, env=environ)
+    assert done.returncode == 0, done.stderr
+    assert (f"pw-reach-sdk: warning: the service runs as nobody, which cannot reach {script}: "
+            f"the file {script} is -rw------- root:root") in done.stderr

@@ -194,23 +194,14 @@ def _describe(mgr: ServiceManager, spec: ServiceSpec) -> str:
     return "\n".join(f"{k} = {v!r}" for k, v in fields.items()) + "\n"
 
 
-def _warn_unreachable(mgr: ServiceManager, spec: ServiceSpec) -> None:
-    from procward.oshost import ChecksReach
-
-    if isinstance(mgr, ChecksReach):
-        for problem in mgr.unreachable(spec):
-            print(f"procward: warning: {problem}; the service would fail to start. Install "
-                  "procward where that account can read it (a venv under /opt, say), or "
-                  "grant it access", file=sys.stderr)
-
-
 def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
     """Install ``spec`` (or print it with ``dry_run``); an exit code, errors on stderr."""
-    from procward.oshost import NotPrivileged, OsHostError
+    from procward.oshost import NotPrivileged, OsHostError, reach_warnings
 
     try:
         mgr = _manager()
-        _warn_unreachable(mgr, spec)
+        for warning in reach_warnings(mgr, spec):
+            print(f"procward: {warning}", file=sys.stderr)
         if dry_run:
             print(_describe(mgr, spec), end="")
             return 0

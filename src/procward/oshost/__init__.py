@@ -19,6 +19,7 @@ from procward.oshost._base import (
     ServiceStatus,
     StartType,
     python_for_service,
+    reach_warnings,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "StartType",
     "manager",
     "python_for_service",
+    "reach_warnings",
 ]
 
 

@@ -137,6 +137,15 @@ class ChecksReach(Protocol):
     def unreachable(self, spec: ServiceSpec) -> list[str]: ...
 
 
+def reach_warnings(mgr: object, spec: ServiceSpec) -> list[str]:
+    """What ``mgr`` finds the service's account cannot reach, each said in full."""
+    if not isinstance(mgr, ChecksReach):
+        return []
+    return [f"warning: {problem}; the service would fail to start. Install procward where "
+            "that account can read it (a venv under /opt, say), or grant it access"
+            for problem in mgr.unreachable(spec)]
+
+
 @runtime_checkable
 class Describes(Protocol):
     """A manager that can say, without changing anything, what ``install`` would do.

@@ -24,12 +24,15 @@ _READ, _RUN = 4, 1
 
 def service_paths(argv: list[str], working_dir: Path | None) -> list[tuple[Path, int]]:
     """What a service's account must reach: the program it starts (read and run),
-    procward's package and the service's folder (read and enter)."""
+    procward's package and the service's folder (read and enter), and the files
+    its command names (read: a configuration, a script)."""
     import procward
 
     wanted = [(Path(argv[0]), _READ | _RUN), (Path(procward.__file__).parent, _READ | _RUN)]
     if working_dir is not None:
         wanted.append((working_dir, _READ | _RUN))
+    wanted += [(Path(arg), _READ) for arg in argv[1:] if os.path.isabs(arg) and
+               os.path.isfile(arg)]
     return wanted
 
 
