@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import pytest
@@ -377,6 +377,28 @@ def test_install_without_administrator_rights_says_so_and_registers_nothing(
     assert [mask & 0x2 for mask in answer["asked"]] == [0x2, 0x2], answer["asked"]
     # ERROR_SERVICE_DOES_NOT_EXIST from the real SCM: nothing was registered.
     assert answer["open_service"] == {name: 1060, name + "sdk": 1060}
+
+
+def test_install_as_another_account_warns_of_files_in_a_users_profile(win: Windows) -> None:
+    """A configuration in a user's profile folder, which LocalService cannot read by
+    default: ``service install --account "NT AUTHORITY\\LocalService"`` warns, naming
+    the file and the profile; as LocalSystem (the default) it does not.
+
+    Wine enforces no ACLs, so only the warning is checked, in dry runs.
+    """
+    profile = win.run("-c", "import os; print(os.environ['USERPROFILE'])").stdout.strip()
+    drive_c = Path(win.wine.env["WINEPREFIX"]) / "drive_c"
+    write_config(win, drive_c.joinpath(*PureWindowsPath(profile).parts[1:], "pwreach"))
+    config = str(PureWindowsPath(profile, "pwreach", "procward.toml"))
+    name = win.name("reach")
+    done = win.procward("service", "install", "-c", config, "--name", name, "--account",
+                        "NT AUTHORITY\\LocalService", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stderr.lower()
+    assert (f"procward: warning: the service runs as nt authority\\localservice, which cannot "
+            f"read {config.lower()}: it is in the profile folder {profile.lower()}") in said
+    done = win.procward("service", "install", "-c", config, "--name", name, "--dry-run")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
 
 
 def test_install_whose_start_fails_leaves_nothing_installed(win: Windows) -> None:

@@ -141,8 +141,8 @@ def reach_warnings(mgr: object, spec: ServiceSpec) -> list[str]:
     """What ``mgr`` finds the service's account cannot reach, each said in full."""
     if not isinstance(mgr, ChecksReach):
         return []
-    return [f"warning: {problem}; the service would fail to start. Install procward where "
-            "that account can read it (a venv under /opt, say), or grant it access"
+    return [f"warning: {problem}; the service would fail to start. Put Python, procward "
+            "and the service's files where that account can read them, or grant it access"
             for problem in mgr.unreachable(spec)]
 
 

@@ -278,10 +278,63 @@ def python_for_service() -> tuple[str, dict[str, str]]:
     return service_python(sys.executable)
 
 
+def _profiles_folder() -> str:
+    """Where user profiles live (C:\\Users unless the machine moved them)."""
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,
+                            r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList") as key:
+            folder = str(winreg.QueryValueEx(key, "ProfilesDirectory")[0])
+    except OSError:
+        folder = ""
+    return os.path.expandvars(folder) or os.environ.get("SYSTEMDRIVE", "C:") + "\\Users"
+
+
+def _profile_holding(path: Path, profiles: str) -> str | None:
+    """The user profile folder ``path`` lies in, if any."""
+    try:
+        inner = os.path.relpath(os.path.normcase(os.path.abspath(path)),
+                                os.path.normcase(profiles))
+    except ValueError:  # another drive
+        return None
+    if inner == "." or inner.startswith(".."):
+        return None
+    return os.path.join(profiles, inner.split(os.sep)[0])
+
+
 class WindowsServiceManager:
     """Install, control and host services through the Windows Service Control Manager."""
 
     # -- registering ---------------------------------------------------------------------
+
+    def unreachable(self, spec: ServiceSpec) -> list[str]:
+        """What the service needs that lies in a user's profile folder, which by default
+        only that user, SYSTEM and Administrators may read (warned about at install).
+
+        A python.org install for one user puts Python in its profile, and a venv
+        made there is in it too: fine for LocalSystem, the default, out of reach
+        for LocalService, NetworkService, NT SERVICE\\<name> or another user.
+        Only the folder is looked at, not the ACLs: a warning, never a refusal.
+        """
+        if spec.account is None or not spec.argv:
+            return []
+        account = spec.account.strip()
+        if _BUILTIN_ACCOUNTS.get(account.lower(), "") is None:  # LocalSystem
+            return []
+        from procward.oshost._reach import service_paths
+
+        profiles = _profiles_folder()
+        own = account.rpartition("\\")[2].lower()
+        # The interpreter the SCM will run (a venv's base python) as well as the venv's.
+        argv = [service_python(spec.argv[0])[0], *spec.argv]
+        problems = []
+        for path, _ in dict.fromkeys(service_paths(argv, spec.working_dir)):
+            holder = _profile_holding(path, profiles)
+            if holder is not None and os.path.basename(holder).lower() not in (own, "public"):
+                problems.append(
+                    f"the service runs as {account}, which cannot read {path}: it is in the "
+                    f"profile folder {holder}, which by default only its user, SYSTEM and "
+                    "Administrators may read")
+        return problems
 
     def install(self, spec: ServiceSpec) -> None:
         """Create the service; on any failure after creation it is deleted again."""
