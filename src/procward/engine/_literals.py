@@ -280,6 +280,9 @@ _GROUP = 64
 # what each can hide: every instance of a service, and both its streams, share
 # them (planning and building take 25-30 ms for 39 texts, the hiding table 5 ms).
 _Hidden = list[list[tuple[int, tuple[int, ...]]]]
+# A finder's pass: (the searcher's call; its texts; what each can hide; the
+# rule text ids of each).
+_Group = tuple[Any, tuple[bytes, ...], _Hidden, list[list[int]]]
 _SEARCHERS: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], Any, _Hidden]] = {}
 
 # How the searcher (the aho-corasick crate's Teddy, 1.x) files texts in
@@ -471,8 +474,7 @@ class _AhoCorasickFinder:
         self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN - 1]
         starts = _LineStarts(ids_of)
         self._line_starts = starts if starts.any else None
-        # Per group of texts: (the pass; its texts; what each can hide; the
-        # rule text ids of each). Two-byte texts get passes of their own: among
+        # Two-byte texts get passes of their own: among
         # the others they would narrow every text's fingerprint to two bytes,
         # and bytes.find took 80-90 us per 64 KiB for one that is absent (a
         # pass of its own, 4-10 us).
@@ -503,10 +505,6 @@ class _AhoCorasickFinder:
         if self._line_starts is not None:
             self._line_starts.add(ids, chunk, start, end)
         return ids
-
-
-
-_Group = tuple[Any, tuple[bytes, ...], _Hidden, list[list[int]]]
 
 
 def _found(ids: set[int], matches: list[tuple[int, int, int]], entry: _Group, *,

@@ -1,4 +1,4 @@
-"""Whether a POSIX account can reach what a service it runs needs, by mode bits.
+"""What a service's account must reach, and whether a POSIX account can, by mode bits.
 
 A system service installed with ``--account`` starts this Python and imports
 procward from where they are now. A venv in a home folder (mode 700 or 750)
@@ -15,9 +15,12 @@ import stat
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["service_paths", "unreachable"]
+if TYPE_CHECKING:
+    from procward.oshost._base import ServiceSpec
+
+__all__ = ["posix_unreachable", "service_paths", "unreachable"]
 
 _READ, _RUN = 4, 1
 
@@ -34,6 +37,13 @@ def service_paths(argv: list[str], working_dir: Path | None) -> list[tuple[Path,
     wanted += [(Path(arg), _READ) for arg in argv[1:] if os.path.isabs(arg) and
                os.path.isfile(arg)]
     return wanted
+
+
+def posix_unreachable(spec: ServiceSpec) -> list[str]:
+    """What a system service's --account cannot reach (systemd's and launchd's check)."""
+    if spec.user_scope or not spec.account or not spec.argv:
+        return []
+    return unreachable(spec.account, service_paths(spec.argv, spec.working_dir))
 
 
 def unreachable(account: str, paths: Iterable[tuple[Path, int]]) -> list[str]:

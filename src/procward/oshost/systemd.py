@@ -203,11 +203,9 @@ class SystemdManager:
 
     def unreachable(self, spec: ServiceSpec) -> list[str]:
         """What a system service's --account cannot reach (warned about at install)."""
-        if spec.user_scope or not spec.account or not spec.argv:
-            return []
-        from procward.oshost._reach import service_paths, unreachable
+        from procward.oshost._reach import posix_unreachable
 
-        return unreachable(spec.account, service_paths(spec.argv, spec.working_dir))
+        return posix_unreachable(spec)
 
     def describe(self, spec: ServiceSpec) -> str:
         path = self.unit_path(spec.name, user_scope=spec.user_scope)
