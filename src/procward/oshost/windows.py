@@ -327,7 +327,7 @@ class WindowsServiceManager:
         # The interpreter the SCM will run (a venv's base python) as well as the venv's.
         argv = [service_python(spec.argv[0])[0], *spec.argv]
         problems = []
-        for path, _ in dict.fromkeys(service_paths(argv, spec.working_dir)):
+        for path in dict.fromkeys(path for path, _ in service_paths(argv, spec.working_dir)):
             holder = _profile_holding(path, profiles)
             if holder is not None and os.path.basename(holder).lower() not in (own, "public"):
                 problems.append(
