@@ -110,7 +110,7 @@ def test_a_dead_programs_status_goes_with_it(tmp_path: Path, run) -> None:  # ty
             path = "\\0" + path[1:]
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             s.sendto(f"MAINPID={os.getpid()}\\nSTATUS=serving requests".encode(), path)
-        time.sleep(0.3)
+        time.sleep(1)  # time for the test to see the status while it runs
         sys.exit(3)
     """)
     cfg = make_config(tmp_path, {"sd": {"command": python(dies), "start_seconds": 5,
