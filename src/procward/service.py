@@ -267,14 +267,12 @@ class Service:
         password = sys.stdin.readline().rstrip("\r\n") if args.password == "-" else args.password
         spec = self.spec(user=args.user, start_type=args.start_type, account=args.account,
                          password=password)
-        mgr = self._manager()
-        from procward.oshost import reach_warnings
+        from procward.oshost import Describes, reach_warnings
 
+        mgr = self._manager()
         for warning in reach_warnings(mgr, spec):
             print(f"{self.name}: {warning}", file=sys.stderr)
         if args.dry_run:
-            from procward.oshost import Describes
-
             if isinstance(mgr, Describes):
                 print(mgr.describe(spec), end="")
             else:

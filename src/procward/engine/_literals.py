@@ -474,10 +474,9 @@ class _AhoCorasickFinder:
         self._short = [(t, ids_of[t]) for t in ids_of if len(t) < _PACKED_MIN - 1]
         starts = _LineStarts(ids_of)
         self._line_starts = starts if starts.any else None
-        # Two-byte texts get passes of their own: among
-        # the others they would narrow every text's fingerprint to two bytes,
-        # and bytes.find took 80-90 us per 64 KiB for one that is absent (a
-        # pass of its own, 4-10 us).
+        # Two-byte texts get passes of their own: among the others they would
+        # narrow every text's fingerprint to two bytes, and bytes.find took 80-90
+        # us per 64 KiB for one that is absent (a pass of its own, 4-10 us).
         self._groups: list[_Group] = []
         for kind in (long, pairs):
             size = -(-len(kind) // -(-len(kind) // _GROUP)) if kind else 1
