@@ -383,6 +383,21 @@ def test_a_body_that_raises_stops_the_service_with_a_service_specific_error(scm:
     wait_for(lambda: not processes_with(name), "the service process to end", 15)
 
 
+def test_a_body_that_fails_slowly_as_it_starts_is_no_start(scm: Scm) -> None:
+    """A body that says it is stopping while it starts, and ends in error later: start()
+    must not take STOP_PENDING for "no longer starting, so started". It waits for the
+    end and says the service stopped as it started (once, in a CI run under load, an
+    install reported a start whose daemon had failed on a taken port)."""
+    name = scm.name("slowerr")
+    assert scm.install(name, scm.hosted(name, "raise-slowly"), start_type="manual") == {
+        "ok": True}
+    answer = scm.ctl("start", name)
+    assert answer.get("error") == "OsHostError", answer
+    assert "stopped as it started" in answer["message"]
+    assert scm.status(name)["detail"] == \
+        f"exit code {SERVICE_SPECIFIC_FAILURE:#x} (service-specific)"
+
+
 def test_log_reaches_report_event(wine_python: WinePython) -> None:
     """log() writes to the Event Log as source "procward", errors as error events.
 

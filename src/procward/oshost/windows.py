@@ -454,6 +454,10 @@ class WindowsServiceManager:
                 if e.winerror != winerror.ERROR_SERVICE_ALREADY_RUNNING:
                     raise _fail("start", name, e) from None
             status = _wait_while(handle, win32service.SERVICE_START_PENDING)
+            if status["CurrentState"] == win32service.SERVICE_STOP_PENDING:
+                # Its body ended as it started and it is on its way down (the host
+                # reports STOP_PENDING, then STOPPED): that is no start.
+                status = _wait_while(handle, win32service.SERVICE_STOP_PENDING)
             if status["CurrentState"] == win32service.SERVICE_START_PENDING:
                 raise OsHostError(f'the service "{name}" is still starting after its wait '
                                   "hints ran out; see the Event Log (source procward)")
@@ -461,6 +465,9 @@ class WindowsServiceManager:
                 raise OsHostError(f'the service "{name}" stopped as it started '
                                   f"({_exit_detail(status)}); see the Event Log "
                                   "(source procward)")
+            if status["CurrentState"] == win32service.SERVICE_STOP_PENDING:
+                raise OsHostError(f'the service "{name}" began to stop as it started and '
+                                  "is still stopping; see the Event Log (source procward)")
         finally:
             win32service.CloseServiceHandle(handle)
 

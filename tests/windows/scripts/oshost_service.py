@@ -12,7 +12,9 @@ It hosts the service NAME through ``procward.oshost.windows`` with one of these 
 - ``gated GATE``: a slow start and stop: reports START_PENDING (wait hint 45 s)
   again and again until the file GATE exists, then says ready; once asked to
   stop, waits (at most a minute) for the file GATE.stop before it ends;
-- ``raise``: raises at once, so the service must stop with an error.
+- ``raise``: raises at once, so the service must stop with an error;
+- ``raise-slowly``: says it is stopping, waits 3 s, then raises (a body that fails
+  as it starts and takes its time to clean up).
 
 Run from a console instead of by the SCM, ``host()`` refuses: the message is
 printed as JSON ({"error": ...}) and the exit code is 3.
@@ -127,8 +129,11 @@ def gated(gate: str) -> int:
     return WindowsServiceManager().host(sys.argv[1], body)
 
 
-def fail() -> int:
+def fail(slowly: bool) -> int:
     def body(stop: threading.Event, reporter: HostReporter) -> int:
+        if slowly:
+            reporter.stopping(10)
+            time.sleep(3)
         raise RuntimeError("the body failed on purpose")
 
     return WindowsServiceManager().host(sys.argv[1], body)
@@ -145,7 +150,7 @@ def main() -> int:
             return env(sys.argv[3])
         if mode == "gated":
             return gated(sys.argv[3])
-        return fail()
+        return fail(slowly=mode == "raise-slowly")
     except OsHostError as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}), flush=True)
         return 3
