@@ -1,0 +1,32 @@
+"""The test harness's own guard: a stuck scenario fails, saying where it waited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from scenario import within
+
+
+def test_a_stuck_scenario_fails_and_shows_where_its_tasks_wait() -> None:
+    async def wait_forever() -> None:
+        await asyncio.Event().wait()
+
+    async def scenario() -> None:
+        helper = asyncio.create_task(wait_forever())
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            helper.cancel()
+
+    with pytest.raises(TimeoutError, match=r"(?s)after 0.2s.*in scenario.*in wait_forever"):
+        asyncio.run(within(scenario(), 0.2))
+
+
+def test_a_scenario_that_ends_gives_its_result() -> None:
+    async def scenario() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    assert asyncio.run(within(scenario(), 5)) == 7
