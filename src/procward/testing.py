@@ -44,15 +44,19 @@ class EventRecorder:
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.events: list[Event] = []
-        self.pids: set[int] = set()
+        # Each process the services ran, held from its first event on (its
+        # spawn, while it lives): a handle made then knows its create time, so
+        # ending it afterwards cannot reach a process that took a dead one's pid.
+        self.processes: dict[int, psutil.Process] = {}
         self._waiters: list[asyncio.Future[None]] = []
         supervisor.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
         self.events.append(event)
         pid = event.fields.get("pid")
-        if isinstance(pid, int) and event.service is not None:
-            self.pids.add(pid)
+        if isinstance(pid, int) and event.service is not None and pid not in self.processes:
+            with suppress(psutil.Error):
+                self.processes[pid] = psutil.Process(pid)
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -106,8 +110,7 @@ async def supervised(
         try:
             await asyncio.wait_for(supervisor.stop(), 30)
         finally:
-            for pid in recorder.pids:
+            for process in recorder.processes.values():
                 with suppress(psutil.Error):
-                    for proc in [*psutil.Process(pid).children(recursive=True),
-                                 psutil.Process(pid)]:
+                    for proc in [*process.children(recursive=True), process]:
                         proc.kill()

@@ -17,6 +17,9 @@ from typing import Any
 import psutil
 import pytest
 
+# Status states in which an instance's pid is its running program's.
+_ALIVE = ("starting", "running", "stopping")
+
 
 def toml_list(argv: list[str]) -> str:
     return json.dumps(argv)
@@ -35,7 +38,10 @@ class RunningDaemon:
             [sys.executable, "-m", "procward", "run", "-c", str(self.config)],
             stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
-        self.pids: set[int] = set()
+        # The services' processes, held from when status first shows them alive:
+        # the handle knows the create time, so stop() cannot end a process
+        # that has taken a dead one's pid since.
+        self.processes: dict[int, psutil.Process] = {}
         deadline = time.monotonic() + 20
         while not (self.state / "api.json").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -89,7 +95,13 @@ class RunningDaemon:
         code, body = self.http("GET", "/v1/services")
         assert code == 200, body
         rows = {row["name"]: row for row in body["services"]}
-        self.pids.update(r["pid"] for r in rows.values() if r["pid"])
+        for row in rows.values():
+            pid = row["pid"]
+            if pid and row["state"] in _ALIVE and pid not in self.processes:
+                try:
+                    self.processes[pid] = psutil.Process(pid)
+                except psutil.Error:
+                    pass
         return rows
 
     def wait(self, predicate: Any, what: str, timeout: float = 15) -> dict[str, dict[str, Any]]:
@@ -111,9 +123,9 @@ class RunningDaemon:
                 self.proc.kill()
                 self.proc.wait()
         self._out.close()
-        for pid in self.pids:
+        for process in self.processes.values():
             try:
-                psutil.Process(pid).kill()
+                process.kill()
             except psutil.Error:
                 pass
         return self.proc.returncode
