@@ -112,6 +112,8 @@ class _PidfdReaper:
         self._loop = loop
 
     def watch(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        if sys.platform != "linux":  # chosen only where pidfd_open works; tells mypy
+            raise OSError("no pidfd here")
         fd = os.pidfd_open(pid)
 
         def exited() -> None:
@@ -659,8 +661,14 @@ _MAX_SUN_PATH = 107
 class _CredSocket:
     """The children's NOTIFY_SOCKET: a datagram socket that learns each sender's pid."""
 
+    _sock: socket.socket
+    _path: Path | None
+    address: str
+
     def __init__(self, state_dir: Path) -> None:
-        self._path: Path | None = state_dir / "notify.sock"
+        if sys.platform != "linux":  # made only where SO_PASSCRED exists; tells mypy
+            raise OSError("no SO_PASSCRED here")
+        self._path = state_dir / "notify.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             if len(os.fsencode(self._path)) <= _MAX_SUN_PATH:
@@ -688,6 +696,8 @@ class _CredSocket:
         return self._sock.fileno()
 
     def receive(self) -> list[tuple[bytes, int, int | None]]:
+        if sys.platform != "linux":  # as in __init__
+            return []
         got: list[tuple[bytes, int, int | None]] = []
         while True:
             try:
