@@ -96,10 +96,22 @@ def _wait_gone(pids: list[int], timeout: float = 10.0) -> bool:
     return False
 
 
-def _kill_all(pids: list[int]) -> None:
+def _hold(pids: list[int]) -> list[psutil.Process]:
+    """Handles on processes that live now: killing one later cannot reach a
+    process that has taken its pid since (psutil checks the create time)."""
+    held = []
     for pid in pids:
         try:
-            psutil.Process(pid).kill()
+            held.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    return held
+
+
+def _kill_all(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        try:
+            process.kill()
         except psutil.Error:
             pass
 
@@ -262,15 +274,16 @@ def test_children_die_with_a_sigkilled_daemon_on_linux(tmp_path: Path) -> None:
     if not sys.platform.startswith("linux"):
         pytest.skip("the guardian reads /proc")
     d = Daemon(_tree_config(tmp_path))
-    pids: list[int] = []
+    held: list[psutil.Process] = []
     try:
         pids = [_pid_of(d.wait_line("db            running")),
                 _pid_of(d.wait_line("web           running")), _grandchild(tmp_path)]
+        held = _hold(pids)
         d.proc.kill()
         d.proc.wait()
         assert _wait_gone(pids), "children outlived their daemon"
     finally:
-        _kill_all(pids)
+        _kill_all(held)
         d.kill()
 
 
@@ -278,10 +291,11 @@ def test_sigkilled_daemons_children_are_reaped_at_next_start(tmp_path: Path) -> 
     """Children left by a SIGKILLed daemon (guardian gone too) are ended by the next start."""
     cfg = _tree_config(tmp_path)
     d = Daemon(cfg)
-    pids: list[int] = []
+    held: list[psutil.Process] = []
     try:
         pids = [_pid_of(d.wait_line("db            running")),
                 _pid_of(d.wait_line("web           running")), _grandchild(tmp_path)]
+        held = _hold(pids)
         guardians = [p for p in psutil.Process(d.proc.pid).children()
                      if any("_guardian" in part for part in p.cmdline())]
         # Take the guardian away first, as on a system without one.
@@ -301,7 +315,7 @@ def test_sigkilled_daemons_children_are_reaped_at_next_start(tmp_path: Path) -> 
         finally:
             second.kill()
     finally:
-        _kill_all(pids)
+        _kill_all(held)
         d.kill()
 
 
