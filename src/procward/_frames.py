@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from procward.errors import FrameError
+
 __all__ = [
     "HEADER_SIZE",
     "MAGIC",
@@ -51,10 +53,6 @@ class Command(IntEnum):
     STATUS = 2
     READY = 3
     STOPPING = 4
-
-
-class FrameError(ValueError):
-    """Bytes that are not a valid frame: the connection that sent them is closed."""
 
 
 @dataclass(frozen=True)

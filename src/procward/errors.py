@@ -4,10 +4,16 @@
     ├── ConfigError               a configuration file is wrong (carries every problem)
     ├── SpawnError                a program could not be started (missing, not executable)
     ├── StateDirLocked            another procward already runs on this state dir
-    └── UnknownService            a name matches no configured service or instance
+    ├── UnknownService            a name matches no configured service or instance
+    ├── FrameError                bytes on the notify channel that are not a valid frame
+    ├── IllegalTransition         the engine tried a state change its table forbids (a bug)
+    ├── ClientError               the CLI could not get an answer from a daemon (has ``code``)
+    └── OsHostError               the OS service manager refused, or is missing
+        └── NotPrivileged         ... because this process lacks the rights (nothing changed)
 
 Catch ``ConfigError`` to show a user every mistake in their file at once;
-each ``ConfigProblem`` names the file, the line and the key path.
+each ``ConfigProblem`` names the file, the line and the key path. Catch
+``ProcwardError`` to catch every error procward raises on purpose.
 """
 
 from __future__ import annotations
@@ -16,8 +22,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
+    "ClientError",
     "ConfigError",
     "ConfigProblem",
+    "FrameError",
+    "IllegalTransition",
+    "NotPrivileged",
+    "OsHostError",
     "ProcwardError",
     "SpawnError",
     "StateDirLocked",
@@ -65,3 +76,30 @@ class StateDirLocked(ProcwardError):
 
 class UnknownService(ProcwardError):
     """A name given to a control call matches no service or instance."""
+
+
+class FrameError(ProcwardError, ValueError):
+    """Bytes that are not a valid notify frame: the connection that sent them is closed."""
+
+
+class IllegalTransition(ProcwardError, RuntimeError):
+    """The engine tried a move the state machine does not allow: a bug in procward."""
+
+    def __init__(self, name: str, old: str, new: str) -> None:
+        super().__init__(f"{name}: illegal state change {old} -> {new}")
+
+
+class ClientError(ProcwardError):
+    """A CLI command could not do what was asked: say the message, exit with ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OsHostError(ProcwardError):
+    """The OS service manager refused or is missing; the message says what to do next."""
+
+
+class NotPrivileged(OsHostError):
+    """Installing or controlling needs privileges this process lacks (nothing was changed)."""

@@ -40,6 +40,7 @@ from procward.oshost import (
     StartType,
     manager,
     python_for_service,
+    stop_wait,
 )
 from procward.oshost._hosting import StderrReporter, call_body, stop_on_signals
 
@@ -97,7 +98,7 @@ class Service:
 
         def relay() -> None:
             stop.wait()
-            reporter.stopping(self.stop_timeout)
+            reporter.stopping(stop_wait(self.stop_timeout))
 
         # Started, as far as the manager is concerned, once the function runs.
         relayer = threading.Thread(target=relay, name="procward-stopping", daemon=True)
@@ -158,7 +159,7 @@ class Service:
             start_type=start_type or self.start_type, account=account or self.account,
             password=password, depends_on=self.depends_on,
             working_dir=self.working_dir or script_dir, env=self.env, user_scope=user,
-            stop_timeout=self.stop_timeout,
+            stop_budget=self.stop_timeout,
         )
 
     def install(self, *, user: bool = False, start_type: StartType | None = None,

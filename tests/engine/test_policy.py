@@ -9,7 +9,8 @@ import pytest
 from procward._os import ExitStatus
 from procward.config import BackoffSettings, StartLimitSettings
 from procward.engine._policy import StartLimit, backoff_delay, is_success, wants_restart
-from procward.engine._state import TRANSITIONS, IllegalTransition, State
+from procward.engine._state import TRANSITIONS, State
+from procward.errors import IllegalTransition
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ SPECS = {
         argv=["/usr/local/bin/python3", "-m", "procward", "service", "host", "--name",
               "org.procward.daemon", "-c", "/etc/procward/procward.toml"],
         description="procward supervising /etc/procward/procward.toml",
-        working_dir=Path("/etc/procward"), stop_timeout=25.0, account="_procward",
+        working_dir=Path("/etc/procward"), stop_budget=25.0, account="_procward",
     ),
     "agent-manual": ServiceSpec(
         name="ReportSync", argv=["/usr/local/bin/python3", "/Users/ann/report sync.py", "host"],

@@ -39,11 +39,11 @@ def _specs(python: str) -> dict[str, ServiceSpec]:
     return {
         "daemon-system": ServiceSpec(
             name="procward", argv=daemon, description="procward supervising /etc/procward",
-            working_dir=Path("/etc/procward"), stop_timeout=25.0, watchdog=30.0,
+            working_dir=Path("/etc/procward"), stop_budget=25.0, watchdog=30.0,
             reload_argv=[python, "-m", "procward", "reload", "-c", "/etc/procward/procward.toml"],
         ),
         "daemon-user": ServiceSpec(
-            name="procward-dev", argv=daemon, user_scope=True, stop_timeout=10.0,
+            name="procward-dev", argv=daemon, user_scope=True, stop_budget=10.0,
             watchdog=30.0, working_dir=Path("/home/ann/project"), start_type="manual",
         ),
         "sdk-account-deps": ServiceSpec(

@@ -89,7 +89,7 @@ def test_install_records_command_start_type_account_dependencies_and_recovery(sc
                          start_type="delayed", account="NetworkService",
                          depends_on=["RpcSs", "Tcpip"], env={"GREETING": "hello world"},
                          working_dir=windows_path(folder), restart_delay=7.5,
-                         reset_period=3600, stop_timeout=20)
+                         reset_period=3600, stop_budget=20)
     assert answer == {"ok": True}
     config = scm.ctl("config", name)
     registry = config["registry"]
@@ -103,8 +103,9 @@ def test_install_records_command_start_type_account_dependencies_and_recovery(sc
     assert config["config2"]["description"] == "checks config"
     assert registry["Environment"] == ["GREETING=hello world"]
     assert registry["Parameters\\WorkingDirectory"] == windows_path(folder)
-    assert config["config2"]["preshutdown"] == 30_000  # stop_timeout + 10 s margin
-    assert registry["Parameters\\StopWaitHint"] == 25_000  # stop_timeout + 5 s
+    # The stop budget plus the one margin, STOP_MARGIN (15 s), in both.
+    assert config["config2"]["preshutdown"] == 35_000
+    assert registry["Parameters\\StopWaitHint"] == 35_000
     # The Event Log source, with pywin32's message file so entries show their text.
     assert config["event_source"].lower().endswith(".pyd")
     assert "servicemanager" in config["event_source"].lower()
@@ -338,7 +339,7 @@ def test_slow_start_and_stop_are_pending_with_wait_hints(scm: Scm) -> None:
     gate = scm.folder / "gate"
     name = scm.name("slow")
     assert scm.install(name, scm.hosted(name, "gated", windows_path(gate)),
-                       start_type="manual", stop_timeout=12) == {"ok": True}
+                       start_type="manual", stop_budget=12) == {"ok": True}
     code, output = scm.sc_start(name)
     assert code == 0, output
     # The body's own hint (45 s) follows host()'s first report (30 s) at once.
@@ -353,13 +354,13 @@ def test_slow_start_and_stop_are_pending_with_wait_hints(scm: Scm) -> None:
     wait_for(lambda: sc_query(scm, name)["STATE"] == "4", "RUNNING after ready()", 30)
     assert sc_query(scm, name)["CHECKPOINT"] == "0x0"
 
-    # Asked to stop, the SCM hears STOP_PENDING with stop_timeout + 5 s as the wait
+    # Asked to stop, the SCM hears STOP_PENDING with the stop budget + 15 s as the wait
     # hint, until the body has ended.
     code, output = scm.sc("stop", name)
     assert code == 0, output
     stopping = sc_query(scm, name)
     assert stopping["STATE"] == "3"  # STOP_PENDING
-    assert int(stopping["WAIT_HINT"], 16) == 17_000
+    assert int(stopping["WAIT_HINT"], 16) == 27_000
     (scm.folder / "gate.stop").write_text("")
     wait_for(lambda: scm.status(name)["state"] == "stopped", "the service to stop", 30)
     assert scm.status(name)["detail"] == "exit code 0"

@@ -26,6 +26,7 @@ import sys
 from procward.cli import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE
 from procward.cli._common import add_config_options
 from procward.cli._http import HttpError, Response, request
+from procward.errors import ClientError
 
 TYPE_CHECKING = False  # mypy reads this as True
 
@@ -37,14 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ApiClient", "ClientError", "add_client_options", "connect", "fail",
            "locate_state_dir", "quote", "split_url"]
-
-
-class ClientError(Exception):
-    """Say ``message`` and exit with ``code``."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import _socket
 
+from procward.errors import ProcwardError
+
 TYPE_CHECKING = False  # mypy reads this as True; `typing` is not imported at run time
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ __all__ = ["HttpError", "Response", "request"]
 _MAX_HEADER = 64 * 1024
 
 
-class HttpError(OSError):
+class HttpError(ProcwardError, OSError):
     """The server's answer was not HTTP we understand."""
 
 

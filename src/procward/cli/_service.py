@@ -27,9 +27,6 @@ __all__ = ["add_install_options", "daemon_argv", "install_spec", "register", "re
            "stop_budget"]
 
 DEFAULT_NAME = "procward"
-# Time a stopping daemon gets beyond its services' own stop_timeout (its own
-# shutdown, the event log), before the OS manager kills what is left.
-STOP_MARGIN = 15.0
 # How often the daemon's loop proves it is alive (systemd WatchdogSec is 30 s).
 ALIVE_EVERY = 1.0
 WATCHDOG = 30.0
@@ -114,25 +111,9 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
 
 
 def stop_budget(config: Config) -> float:
-    """The longest a full stop can take: stop_timeouts summed along dependency chains.
+    from procward.config import stop_budget as budget
 
-    Dependents stop before what they depend on, so a chain's timeouts add up;
-    independent services stop together.
-    """
-    memo: dict[str, float] = {}
-
-    def chain(name: str, seen: frozenset[str]) -> float:
-        if name in memo:
-            return memo[name]
-        svc = config.services[name]
-        # Everything that depends on `name` stops first.
-        dependents = [n for n, s in config.services.items()
-                      if name in s.depends_on and n not in seen]
-        longest = max((chain(d, seen | {d}) for d in dependents), default=0.0)
-        memo[name] = svc.stop_timeout + longest
-        return memo[name]
-
-    return max((chain(n, frozenset({n})) for n in config.services), default=0.0)
+    return budget(config.services)
 
 
 def daemon_argv(name: str, config_path: Path, profile: str | None = None) -> list[str]:
@@ -167,7 +148,7 @@ def _read_password(value: str | None) -> str | None:
 
 
 def spec_from_args(args: argparse.Namespace, *, argv: list[str], reload_argv: list[str],
-                   stop_timeout: float, working_dir: Path, description: str) -> ServiceSpec:
+                   stop_budget: float, working_dir: Path, description: str) -> ServiceSpec:
     from procward.oshost import ServiceSpec
 
     return ServiceSpec(
@@ -175,7 +156,7 @@ def spec_from_args(args: argparse.Namespace, *, argv: list[str], reload_argv: li
         description=args.description or description, start_type=args.start_type,
         account=args.account, password=_read_password(args.password),
         depends_on=list(args.depends_on), working_dir=working_dir, user_scope=args.user,
-        stop_timeout=stop_timeout, reload_argv=reload_argv, watchdog=WATCHDOG,
+        stop_budget=stop_budget, reload_argv=reload_argv, watchdog=WATCHDOG,
     )
 
 
@@ -263,7 +244,7 @@ def install_command(args: argparse.Namespace) -> int:
         spec = spec_from_args(
             args, argv=daemon_argv(args.name, path, profile),
             reload_argv=reload_argv(path, profile),
-            stop_timeout=stop_budget(config), working_dir=path.parent,
+            stop_budget=stop_budget(config), working_dir=path.parent,
             description=f"procward supervising {path}",
         )
     except OSError as e:
@@ -359,6 +340,7 @@ class DaemonBody:
         from procward.cli._render import EventPrinter
         from procward.engine import Supervisor
         from procward.errors import ConfigError, ProcwardError, StateDirLocked
+        from procward.oshost import stop_wait
 
         try:
             config = loading.result()
@@ -366,7 +348,7 @@ class DaemonBody:
             reporter.log("error", "the configuration cannot be used:\n"
                          + "\n".join(str(p) for p in e.problems))
             return 2
-        budget = stop_budget(config) + STOP_MARGIN
+        budget = stop_wait(stop_budget(config))
         switch = StopSwitch()
 
         def relay() -> None:

@@ -304,7 +304,7 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
         spec = spec_from_args(
             args, argv=daemon_argv(args.name, config_path),
             reload_argv=reload_argv(config_path),
-            stop_timeout=stop_budget(config), working_dir=folder,
+            stop_budget=stop_budget(config), working_dir=folder,
             description=f"{' '.join(command)} (kept running by procward)",
         )
         if args.dry_run:

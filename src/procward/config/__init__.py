@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from procward.config._graph import dependency_cycles, stop_budget, stop_order
     from procward.config._models import (
         AlertRule,
         AlertSink,
@@ -42,6 +43,7 @@ _LAZY = {
         "DaemonSettings", "FleetSettings", "HealthSettings", "LogSettings", "ServiceConfig",
         "StartLimitSettings",
     ),
+    "procward.config._graph": ("dependency_cycles", "stop_budget", "stop_order"),
     "procward.config._transfer": ("config_from_data",),
     "procward.config._units": ("parse_duration", "parse_size"),
 }
@@ -74,11 +76,14 @@ __all__ = [
     "StartLimitSettings",
     "config_from_data",
     "default_config_path",
+    "dependency_cycles",
     "find_config_path",
     "load_config",
     "load_config_isolated",
     "parse_duration",
     "parse_size",
+    "stop_budget",
+    "stop_order",
     "validate_config",
 ]
 

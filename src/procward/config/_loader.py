@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from procward.config._envfile import parse_env_file
+from procward.config._graph import dependency_cycles
 from procward.config._interpolate import interpolate_tree
 from procward.config._lines import KeyPath, format_key, key_lines, line_for
 from procward.config._models import SERVICE_NAME, Config
@@ -303,7 +304,7 @@ class _Loader:
                     self.problem(
                         ("services", name, "depends_on", index), f'unknown service "{dep}"{hint}'
                     )
-        for cycle in _cycles(deps, list(services)):
+        for cycle in dependency_cycles(deps, list(services)):
             self.problem(
                 ("services", cycle[0], "depends_on"),
                 f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}",
@@ -362,36 +363,6 @@ def _overlay(
         for path, line in list(lines.items()):
             if path[: len(source)] == source:
                 lines[(*here, *path[len(source) :])] = line
-
-
-# -- dependencies --------------------------------------------------------------
-
-
-def _cycles(deps: Mapping[str, list[str]], order: list[str]) -> list[list[str]]:
-    """Each distinct cycle in the dependency graph, starting at its earliest-defined service."""
-    rank = {name: i for i, name in enumerate(order)}
-    found: dict[frozenset[tuple[str, str]], list[str]] = {}
-    done: set[str] = set()
-
-    def visit(name: str, stack: list[str]) -> None:
-        if name in stack:
-            cycle = stack[stack.index(name) :]
-            start = min(range(len(cycle)), key=lambda i: rank[cycle[i]])
-            cycle = cycle[start:] + cycle[:start]
-            edges = frozenset(zip(cycle, [*cycle[1:], cycle[0]], strict=True))
-            found.setdefault(edges, cycle)
-            return
-        if name in done:
-            return
-        stack.append(name)
-        for dep in deps.get(name, []):
-            visit(dep, stack)
-        stack.pop()
-        done.add(name)
-
-    for name in order:
-        visit(name, [])
-    return list(found.values())
 
 
 # -- messages ------------------------------------------------------------------

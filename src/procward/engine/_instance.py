@@ -23,8 +23,8 @@ from procward.engine._journal import ChildJournal
 from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._notify import NotifyHub, Report
 from procward.engine._policy import StartLimit, backoff_delay, is_success, wants_restart
-from procward.engine._state import TRANSITIONS, IllegalTransition, State
-from procward.errors import SpawnError
+from procward.engine._state import TRANSITIONS, State
+from procward.errors import IllegalTransition, SpawnError
 
 if TYPE_CHECKING:
     import random

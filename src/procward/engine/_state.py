@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["TRANSITIONS", "IllegalTransition", "State"]
+__all__ = ["TRANSITIONS", "State"]
 
 
 class State(StrEnum):
@@ -44,10 +44,3 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.EXITED: frozenset({_S.STARTING}),
     _S.FAILED: frozenset({_S.STARTING}),
 }
-
-
-class IllegalTransition(RuntimeError):
-    """The engine tried a move the state machine does not allow: a bug in procward."""
-
-    def __init__(self, name: str, old: State, new: State) -> None:
-        super().__init__(f"{name}: illegal state change {old} -> {new}")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from procward._os import PLATFORM, Platform
-from procward.config import Config, LogSettings
+from procward.config import Config, LogSettings, stop_order
 from procward.engine._alerts import AlertManager
 from procward.engine._events import Event, EventBus, EventKind
 from procward.engine._instance import Instance, InstanceStatus
@@ -143,7 +143,7 @@ class Supervisor:
         # still running while its dependents stop, or any at a system shutdown) stays down.
         for inst in self.instances():
             inst.wind_down()
-        for level in self._stop_levels():
+        for level in stop_order(self.config.services):
             await asyncio.gather(*(inst.stop() for name in level for inst in self._instances[name]))
         self._running = False
         if self._sweeper is not None:
@@ -170,28 +170,6 @@ class Supervisor:
         """End every process tree at once (a second Ctrl+C)."""
         for inst in self.instances():
             inst.kill()
-
-    def _stop_levels(self) -> list[list[str]]:
-        # rank 0: nothing depends on it; a dependency ranks above its dependents.
-        dependents: dict[str, list[str]] = {name: [] for name in self._instances}
-        for name in self._instances:
-            for dep in self.config.services[name].depends_on:
-                if dep in dependents:
-                    dependents[dep].append(name)
-        rank: dict[str, int] = {}
-
-        def rank_of(name: str, seen: frozenset[str]) -> int:
-            if name not in rank:
-                above = [rank_of(d, seen | {name}) for d in dependents[name] if d not in seen]
-                rank[name] = 1 + max(above) if above else 0
-            return rank[name]
-
-        for name in self._instances:
-            rank_of(name, frozenset())
-        levels: dict[int, list[str]] = {}
-        for name, r in rank.items():
-            levels.setdefault(r, []).append(name)
-        return [levels[r] for r in sorted(levels)]
 
     # -- services -------------------------------------------------------------
 

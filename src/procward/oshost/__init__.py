@@ -20,6 +20,7 @@ from procward.oshost._base import (
     StartType,
     python_for_service,
     reach_warnings,
+    stop_wait,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "manager",
     "python_for_service",
     "reach_warnings",
+    "stop_wait",
 ]
 
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from procward.errors import NotPrivileged, OsHostError
+
 __all__ = [
+    "STOP_MARGIN",
     "ChecksReach",
     "Describes",
     "HostBody",
@@ -30,17 +33,20 @@ __all__ = [
     "StartType",
     "python_for_service",
     "run_manager_command",
+    "stop_wait",
 ]
 
 StartType = Literal["auto", "delayed", "manual", "disabled"]
 
+# What a stopping service gets beyond the time its programs need (``stop_budget``):
+# the daemon's own shutdown, its last events, the interpreter's exit. The one
+# margin every backend and the hosted daemon add, so all agree how long a stop may take.
+STOP_MARGIN = 15.0
 
-class OsHostError(Exception):
-    """The OS service manager refused or is missing; the message says what to do next."""
 
-
-class NotPrivileged(OsHostError):
-    """Installing or controlling needs privileges this process lacks (nothing was changed)."""
+def stop_wait(budget: float) -> float:
+    """How long an OS manager must wait for a stop whose programs need ``budget`` seconds."""
+    return budget + STOP_MARGIN
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,17 @@ class ServiceSpec:
     working_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     user_scope: bool = False          # systemd --user / a launchd LaunchAgent
-    stop_timeout: float = 30.0        # the manager must wait at least this long on stop
+    stop_budget: float = 30.0         # seconds its programs need to stop (dependents first)
     restart_delay: float = 5.0        # recovery: restart the service this long after a crash
     reset_period: float = 86400.0     # recovery: forget earlier failures after this long
     # Added after the first cut (keep defaults so existing callers are unchanged):
     reload_argv: list[str] = field(default_factory=list)  # re-read configuration (ExecReload)
     watchdog: float = 0.0             # keep-alive period the manager enforces; 0: none
+
+    @property
+    def stop_wait(self) -> float:
+        """How long the manager waits for a stop before it kills what is left."""
+        return stop_wait(self.stop_budget)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,6 @@ from procward.oshost._hosting import StderrReporter, call_body, stop_on_signals
 
 __all__ = ["LaunchdManager", "plist_path", "render_plist"]
 
-# Beyond the service's own stop time, before launchd sends SIGKILL.
-STOP_MARGIN = 15.0
 _LABEL_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -75,7 +73,7 @@ def render_plist(spec: ServiceSpec, *, log_file: Path | None = None) -> bytes:
         # launchd's minimum gap between starts: the restart delay.
         "ThrottleInterval": max(1, round(spec.restart_delay)),
         # SIGTERM, then this long, then SIGKILL.
-        "ExitTimeOut": round(spec.stop_timeout + STOP_MARGIN),
+        "ExitTimeOut": round(spec.stop_wait),
         "StandardOutPath": str(log),
         "StandardErrorPath": str(log),
     }

@@ -97,7 +97,7 @@ def _environment_line(key: str, value: str) -> str:
     return f'Environment="{_escape_specifiers(assignment)}"'
 
 
-def render_unit(spec: ServiceSpec, *, stop_margin: float = 15.0) -> str:
+def render_unit(spec: ServiceSpec) -> str:
     """The unit file for ``spec``: Type=notify, watchdog, restart on failure, mixed kill.
 
     ``TimeoutStopSec`` is ``spec.stop_timeout`` plus ``stop_margin``, so the
@@ -151,7 +151,7 @@ def render_unit(spec: ServiceSpec, *, stop_margin: float = 15.0) -> str:
         # SIGTERM to the main process only: it stops its children in order and
         # within their stop_timeout; SIGKILL reaches the rest only at the end.
         "KillMode=mixed",
-        f"TimeoutStopSec={_seconds(spec.stop_timeout + stop_margin)}",
+        f"TimeoutStopSec={_seconds(spec.stop_wait)}",
     ]
     if spec.watchdog > 0:
         unit.append(f"WatchdogSec={_seconds(spec.watchdog)}")

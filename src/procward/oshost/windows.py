@@ -103,12 +103,6 @@ _ACCEPTED = (win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUT
 # How long the SCM is told to wait at first, before the body says more.
 _START_HINT = 30.0
 _STOP_HINT = 30.0  # when install() recorded none
-# Added to stop_timeout for the stop wait hint: the daemon's own work after its
-# children stopped (final log lines, the events file).
-_STOP_MARGIN = 5.0
-# The SCM gives a plain SHUTDOWN a few seconds; PRESHUTDOWN waits this much
-# longer than the longest stop_timeout, so children stop as they would on `stop`.
-_PRESHUTDOWN_MARGIN = 10.0
 
 # How long start()/stop() wait without the service's checkpoint moving on, when
 # it gave no longer wait hint.
@@ -390,8 +384,9 @@ class WindowsServiceManager:
             # STOPPED; with it, also on STOPPED with a non-zero exit code (which
             # host() reports for a failed body). A clean stop reports 0: no restart.
             (win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, True),
-            (win32service.SERVICE_CONFIG_PRESHUTDOWN_INFO,
-             int((spec.stop_timeout + _PRESHUTDOWN_MARGIN) * 1000)),
+            # The SCM gives a plain SHUTDOWN a few seconds; PRESHUTDOWN waits as
+            # long as a stop, so the programs stop as they would on `stop`.
+            (win32service.SERVICE_CONFIG_PRESHUTDOWN_INFO, int(spec.stop_wait * 1000)),
         ]
         for level, value in settings:
             try:
@@ -418,7 +413,7 @@ class WindowsServiceManager:
                                str(Path(spec.working_dir).resolve()))
         # The wait hint host() gives the SCM when asked to stop, before the body says more.
         _set_service_value(name, r"Parameters\StopWaitHint", winreg.REG_DWORD,
-                           _stop_hint_ms(spec.stop_timeout))
+                           int(spec.stop_wait * 1000))
         try:
             # servicemanager.pyd holds the message resources Event Viewer needs to
             # show our entries' text; registering the source needs HKLM, so now.
@@ -596,11 +591,6 @@ def _set_service_value(name: str, value_name: str, kind: int,
     except OSError as e:
         raise OsHostError(f'cannot configure the service "{name}": writing {value_name} '
                           f"failed: {e}") from None
-
-
-def _stop_hint_ms(stop_timeout: float) -> int:
-    # The body stops its children within stop_timeout; the margin covers the rest.
-    return int((stop_timeout + _STOP_MARGIN) * 1000)
 
 
 def _parameters(name: str) -> dict[str, object]:
