@@ -603,13 +603,9 @@ class Daemon(ABC):
 
     # Shared behaviour.
 
-    def prepare(self, config: Path) -> None:  # noqa: B027 - a hook; most daemons need none
-        """Called between writing the configuration and launching the daemon."""
-
     def launch(self, services: Sequence[Service]) -> None:
         self.services = list(services)
         config = self.write_config(services)
-        self.prepare(config)
         out = open(self.dir / "daemon.console", "wb")  # noqa: SIM115 - handed to the child
         self.launched_ns = time.monotonic_ns()
         # Its own session: a Ctrl+C at our terminal must not reach it directly.
@@ -737,19 +733,9 @@ class ProcwardDaemon(Daemon):
     """``python -m procward run -c procward.toml``."""
 
     label = "procward"
-    # Whether the configuration was loaded once before launch, as by an earlier start
-    # of the daemon: then its validated form is kept and validation is skipped.
-    kept = False
-
     @property
     def own_log(self) -> Path:
         return self.log_dir / "procward.events.jsonl"
-
-    def prepare(self, config: Path) -> None:
-        if self.kept:
-            subprocess.run([sys.executable, "-c", "import sys; from procward.config import "
-                            "IsolatedLoad; IsolatedLoad(sys.argv[1]).result()", str(config)],
-                           env=daemon_env(), check=True)
 
     def write_config(self, services: Sequence[Service]) -> Path:
         def q(s: str) -> str:
@@ -915,9 +901,6 @@ def daemon_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(_daemon_caches[0] / "bytecode")
-    # procward keeps validated configurations in the user's cache folder: the
-    # bench's go to its own temporary one, never the user's.
-    env["XDG_CACHE_HOME"] = str(_daemon_caches[0] / "user-cache")
     return env
 
 

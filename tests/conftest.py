@@ -19,13 +19,6 @@ T = TypeVar("T")
 SCENARIO_LIMIT = 240.0
 
 
-@pytest.fixture(autouse=True)
-def _own_cache_folder(tmp_path_factory: pytest.TempPathFactory,
-                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI keeps a cache in the user's cache folder: each test (and every
-    process it starts) gets an empty one, never the real one."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-
 
 @pytest.fixture
 def run() -> Callable[[Coroutine[Any, Any, T]], T]:

@@ -8,9 +8,9 @@ import pytest
 
 PUBLIC = {
     "procward": [
-        "ConfigError", "ConfigProblem", "ProcwardError", "Service", "SpawnError",
-        "StateDirLocked",
-        "UnknownService", "__version__",
+        "ClientError", "ConfigError", "ConfigProblem", "FrameError", "IllegalTransition",
+        "NotPrivileged", "OsHostError", "ProcwardError", "Service", "SpawnError",
+        "StateDirLocked", "UnknownService", "__version__",
     ],
     "procward.api": [
         "ADMIN_TOKEN_FILE", "API_FILE", "TOKENS_FILE", "ApiServer", "TokenInfo", "TokenStore",

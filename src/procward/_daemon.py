@@ -1,20 +1,36 @@
-"""The composition root: a loaded configuration in, a supervised set of services out.
+"""The composition root: a configuration file in, a supervised set of services out.
 
-It wires the Supervisor to the console and to the OS's stop requests, and
-owns the "first Ctrl+C stops gracefully, second kills" rule.
+The one place that wires the daemon: the configuration (loaded again for
+``procward reload`` and SIGHUP), the Supervisor, its Control facade and the
+control API, run until asked to stop, with the "first Ctrl+C stops gracefully,
+second kills" rule. ``run_daemon`` is that wiring on a loaded configuration
+(tests call it); ``run_foreground`` is ``procward run`` at a console;
+``HostedDaemon`` is the body an OS service manager hosts (``procward service
+host``), reporting pending, ready, alive and stopping to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+from procward import __version__
 from procward._os import PLATFORM
-from procward.config import Config
+from procward.config import Config, load, stop_budget
 from procward.engine import Control, Event, Supervisor
+from procward.errors import ConfigError, ProcwardError, StateDirLocked
+from procward.oshost import HostReporter, stop_wait
 
-__all__ = ["StopSwitch", "run_daemon"]
+__all__ = ["ALIVE_EVERY", "HostedDaemon", "StopSwitch", "run_daemon", "run_foreground"]
+
+# How often a hosted daemon's loop proves it is alive (systemd's WatchdogSec is 30 s).
+ALIVE_EVERY = 1.0
+
+EventSink = Callable[[Event], None]
 
 
 class StopSwitch:
@@ -46,10 +62,20 @@ class StopSwitch:
         loop.call_soon_threadsafe(on_stop, reason)
 
 
+def _reloader(path: Path, profile: str | None) -> Callable[[], Awaitable[Config]]:
+    """Loads ``path`` again, off the loop, exactly as the start did."""
+
+    async def reload() -> Config:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: load(path, profile=profile))
+
+    return reload
+
+
 async def run_daemon(
     config: Config,
     *,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: EventSink | None = None,
     on_ready: Callable[[Supervisor], None] | None = None,
     say: Callable[[str], None] = print,
     stop_switch: StopSwitch | None = None,
@@ -143,3 +169,111 @@ async def run_daemon(
             if undo is not None:
                 undo()
     return 0
+
+
+def run_foreground(path: Path, profile: str | None, *, on_event: EventSink | None = None) -> int:
+    """``procward run``: load ``path`` and supervise it at this console; an exit code.
+
+    Configuration problems go to stderr (exit 2); a daemon that cannot start
+    (its state dir taken, its API port in use) says why (exit 1).
+    """
+    try:
+        config = load(path, profile=profile)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    # The daemon works where its services run unless they say otherwise, so
+    # they start through posix_spawn, which cannot set a working directory
+    # (see procward._os.posix). Every path the daemon holds is absolute by now.
+    try:
+        os.chdir(config.source.parent)
+    except OSError:
+        pass  # gone since it was read: services then start through Popen
+
+    def say(text: str) -> None:
+        print(f"procward: {text}", flush=True)
+
+    api_url: list[str] = []
+
+    def banner(sup: Supervisor) -> None:
+        n = len(config.services)
+        say(f"{__version__} supervising {n} service{'s' if n != 1 else ''} from {config.source}")
+        if api_url:
+            say(f"api:    {api_url[0]}  (token: {sup.state_dir / 'admin.token'}; "
+                "`procward status` finds both)")
+        say(f"logs:   {sup.log_dir}")
+        say(f"events: {sup.events_path}")
+        say(f"state:  {sup.state_dir}")
+        say("press Ctrl+C to stop all services")
+
+    try:
+        return asyncio.run(run_daemon(config, on_event=on_event, on_ready=banner, say=say,
+                                      reload_config=_reloader(path, profile),
+                                      on_api=api_url.append))
+    except StateDirLocked as e:
+        print(f"procward: {e}; stop it first, or give this configuration its own state_dir",
+              file=sys.stderr)
+        return 1
+    except ProcwardError as e:
+        print(f"procward: {e}", file=sys.stderr)
+        return 1
+
+
+class HostedDaemon:
+    """The daemon as the body of an OS service: load, supervise until ``stop``, and
+    report each step to the service manager."""
+
+    def __init__(self, path: Path, profile: str | None, *,
+                 on_event: EventSink | None = None) -> None:
+        self._path = path
+        self._profile = profile
+        self._on_event = on_event
+
+    def __call__(self, stop: threading.Event, reporter: HostReporter) -> int:
+        # Loading imports the validator: ask the manager for time first.
+        reporter.pending(30.0)
+        try:
+            config = load(self._path, profile=self._profile)
+        except ConfigError as e:
+            reporter.log("error", "the configuration cannot be used:\n"
+                         + "\n".join(str(p) for p in e.problems))
+            return 2
+        wait = stop_wait(stop_budget(config.services))
+        switch = StopSwitch()
+
+        def relay() -> None:
+            # The manager's stop request (SCM control, SIGTERM) becomes the
+            # daemon's graceful stop; the switch queues it if the loop is not up yet.
+            stop.wait()
+            reporter.stopping(wait)
+            switch.request("stop from the service manager")
+
+        threading.Thread(target=relay, name="procward-stop-relay", daemon=True).start()
+
+        def on_ready(supervisor: Supervisor) -> None:
+            reporter.ready()
+            loop = asyncio.get_running_loop()
+
+            def ping() -> None:
+                # From the loop itself, so a stuck loop stops the pings.
+                reporter.alive()
+                loop.call_later(ALIVE_EVERY, ping)
+
+            ping()
+            reporter.log("info", f"supervising {len(config.services)} services from "
+                         f"{config.source}; logs in {supervisor.log_dir}")
+
+        try:
+            return asyncio.run(run_daemon(
+                config, on_event=self._on_event, on_ready=on_ready,
+                say=lambda text: reporter.log("info", text), stop_switch=switch,
+                install_signals=False, reload_config=_reloader(self._path, self._profile),
+            ))
+        except StateDirLocked as e:
+            reporter.log("error", f"{e}; another procward runs this configuration")
+            return 1
+        except ProcwardError as e:
+            # e.g. the API's port is taken: say so where the OS shows service errors.
+            reporter.log("error", str(e))
+            return 1

@@ -1,44 +1,36 @@
-"""The CLI client's own URL handling, checked against the standard library's."""
+"""How the CLI's client commands find (or fail to find) a daemon, said plainly."""
 
 from __future__ import annotations
 
-from urllib.parse import quote as std_quote
-from urllib.parse import urlsplit
+from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from procward.cli._client import quote, split_url
+from procward.cli import EXIT_BAD_CONFIG, EXIT_UNREACHABLE, main
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:9771",
-    "http://127.0.0.1:9771/",
-    "https://Host.Example:443/procward/",
-    "https://host.example/prefix/v",
-    "http://[::1]:9771/x",
-    "HTTP://[FE80::1]/",
-    "http://localhost:80?x=1#frag",
-    "https://h:65535/a/b?q",
+@pytest.mark.parametrize(("argv", "code", "said"), [
+    (["--url", "ftp://host/", "--token", "t"], EXIT_BAD_CONFIG, "not an http(s) URL"),
+    (["--url", "http://h:99999/", "--token", "t"], EXIT_BAD_CONFIG, "not an http(s) URL"),
+    (["--url", "http://127.0.0.1:9/"], EXIT_BAD_CONFIG, "--url needs a token"),
+    (["--url", "http://127.0.0.1:9/", "--token", "t"], EXIT_UNREACHABLE,
+     "procward does not answer at http://127.0.0.1:9"),
 ])
-def test_split_url_agrees_with_urlsplit(url: str) -> None:
-    parts = urlsplit(url)
-    assert split_url(url) == (parts.scheme, parts.hostname, parts.port, parts.path)
+def test_a_url_that_leads_nowhere_is_explained(argv: list[str], code: int, said: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed --url, one without a token, or one where nothing answers each gets its
+    own exit code and a message saying what to do."""
+    assert main(["status", *argv]) == code
+    assert said in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://host/", "host:9771", "http://", "http://:80/", "http://h:0/", "http://h:99999/",
-    "http://h:x/", "http://user@h/", "http://[::1/", "http://[::1]x/",
-])
-def test_split_url_refuses_what_is_not_an_http_url(url: str) -> None:
-    assert split_url(url) is None
-
-
-@given(st.text())
-def test_quote_agrees_with_urllib(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return  # lone surrogates: no service has such a name, and urllib refuses them too
-    assert quote(text) == std_quote(text, safe="")
+def test_a_configuration_with_mistakes_is_named(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that is not TOML, or a profile it lacks, is reported with file and line."""
+    path = tmp_path / "procward.toml"
+    path.write_text("[procward\n", encoding="utf-8")
+    assert main(["status", "-c", str(path)]) == EXIT_BAD_CONFIG
+    assert f"{path}:1: TOML syntax error" in capsys.readouterr().err
+    path.write_text('[profiles.prod.procward]\nstate_dir = "s"\n', encoding="utf-8")
+    assert main(["status", "-c", str(path), "--profile", "prd"]) == EXIT_BAD_CONFIG
+    assert 'unknown profile "prd" (did you mean "prod"?)' in capsys.readouterr().err

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from procward.config import load_config
+from procward.config import load
 from procward.config._starter import starter_config
 
 
@@ -63,7 +63,7 @@ def test_starter_services_use_the_given_python(tmp_path: Path) -> None:
     python = r"C:\Program Files\Python312\python.exe"
     path = tmp_path / "procward.toml"
     path.write_text(starter_config(python), encoding="utf-8")
-    config = load_config(path, environ={})
+    config = load(path, environ={})
     assert config.services["web"].command[0] == python
     assert config.services["worker"].command[0] == python
     assert config.services["web"].depends_on == ["worker"]
@@ -74,7 +74,7 @@ def test_starter_example_runs(tmp_path: Path) -> None:
     """The worker example is a real program: it starts and prints its first line."""
     path = tmp_path / "procward.toml"
     path.write_text(starter_config(sys.executable), encoding="utf-8")
-    worker = load_config(path, environ={}).services["worker"]
+    worker = load(path, environ={}).services["worker"]
     with subprocess.Popen(worker.command, cwd=worker.cwd, stdout=subprocess.PIPE, text=True) as p:
         try:
             assert p.stdout is not None
@@ -91,7 +91,7 @@ def test_commented_defaults_are_valid_when_uncommented(tmp_path: Path) -> None:
     assert uncommented.count("\n#") < text.count("\n#")
     path = tmp_path / "procward.toml"
     path.write_text(uncommented, encoding="utf-8")
-    config = load_config(path, profile="dev", environ={})
+    config = load(path, profile="dev", environ={})
     web = config.services["web"]
     assert web.alerts[0].actions == ["ops"]
     assert web.memory_max == 512 * 1024**2

@@ -17,9 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from procward.cli._service import stop_budget
-from procward.testing import make_config
-
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the systemd backend")
 
 NO_SYSTEMD = not os.path.isdir("/run/systemd/system")
@@ -88,17 +85,6 @@ def test_the_profile_reaches_start_and_reload(how: str, config: Path) -> None:
     assert f"ExecReload={sys.executable} -m procward reload -c {config} --profile staging" \
         in lines
 
-
-def test_stop_budget_sums_dependency_chains(tmp_path: Path) -> None:
-    """Dependents stop before their dependencies, so a chain's stop timeouts add up;
-    independent services overlap."""
-    config = make_config(tmp_path, {
-        "db": {"command": ["x"], "stop_timeout": 20},
-        "api": {"command": ["x"], "stop_timeout": 5, "depends_on": ["db"]},
-        "web": {"command": ["x"], "stop_timeout": 7, "depends_on": ["api"]},
-        "lone": {"command": ["x"], "stop_timeout": 30},
-    })
-    assert stop_budget(config) == 32
 
 
 def test_bad_configuration_is_refused_before_installing(tmp_path: Path) -> None:

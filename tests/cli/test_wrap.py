@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from procward.cli._wrap import MARKER, _give_to, render_config, wrap_folder
-from procward.config import load_config
+from procward.config import load
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the systemd backend")
 
@@ -57,7 +57,7 @@ def test_dry_run_prints_a_loadable_one_service_configuration(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     config_path = save_printed(done, folder)
     assert config_path.read_text().startswith(MARKER)
-    config = load_config(config_path)
+    config = load(config_path)
     web = config.services["web"]
     assert list(config.services) == ["web"]
     # Found on PATH now, registered by full path: the service's PATH may differ.

@@ -1,4 +1,4 @@
-"""load_config: every mistake reported at once with file, line and key; what a load resolves."""
+"""load(): every mistake reported at once with file, line and key; what a load resolves."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from procward.config import find_config_path, load_config
-from procward.config._loader import default_config_path
+from procward._os import default_config_path
+from procward.config import find_config_path, load
 from procward.errors import ConfigError
 
 Problem = tuple[int | None, str, str]
@@ -26,7 +26,7 @@ def write(folder: Path, text: str, name: str = "procward.toml") -> Path:
 def problems(path: Path, *, profile: str | None = None,
              environ: dict[str, str] | None = None) -> list[Problem]:
     with pytest.raises(ConfigError) as info:
-        load_config(path, profile=profile, environ=environ or {})
+        load(path, profile=profile, environ=environ or {})
     return [(p.line, p.key, p.message) for p in info.value.problems]
 
 
@@ -39,7 +39,7 @@ def test_valid_file_loads_with_defaults_resolved(tmp_path: Path) -> None:
         [services.web]
         command = "python -m http.server 8000"
     """)
-    config = load_config(path, environ={})
+    config = load(path, environ={})
     assert config.source == path
     assert config.procward.log_dir == tmp_path / "logs"
     assert config.procward.state_dir == tmp_path / "state"
@@ -72,7 +72,7 @@ def test_relative_paths_resolve_against_the_file_folder(tmp_path: Path, monkeypa
         command = ["x"]
         cwd = "app"
     """)
-    config = load_config(Path("..") / "conf" / "procward.toml", environ={})
+    config = load(Path("..") / "conf" / "procward.toml", environ={})
     assert config.source == conf / "procward.toml"
     assert config.procward.log_dir == tmp_path / "var" / "log"
     assert config.procward.state_dir == absolute
@@ -107,7 +107,7 @@ def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     """A UTF-8 file with a BOM (as Notepad may save it) loads."""
     path = tmp_path / "procward.toml"
     path.write_bytes(b'\xef\xbb\xbf[services.web]\ncommand = ["x"]\n')
-    assert list(load_config(path, environ={}).services) == ["web"]
+    assert list(load(path, environ={}).services) == ["web"]
 
 
 # -- model errors become plain messages ------------------------------------------
@@ -123,16 +123,16 @@ def test_problem_renders_file_line_key_message(tmp_path: Path,
         restart = "sometimes"
     """)
     with pytest.raises(ConfigError) as info:
-        load_config("procward.toml", environ={})
+        load("procward.toml", environ={})
     assert [str(p) for p in info.value.problems] == [
         'procward.toml:3 services.web.restart: expected one of always, on-failure, never, '
         'got "sometimes"'
     ]
 
 
-def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    """Unknown keys, wrong types, bad units and missing keys all come back in one error."""
-    path = write(tmp_path, """
+# Each file below is wrong in the ways listed: (line, key, message), in file order.
+PROBLEMS = [
+    pytest.param("""
         [procward]
         log_level = "loud"
 
@@ -146,8 +146,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
         [services.worker]
         cwd = "."
-    """)
-    assert problems(path) == [
+    """, [
         (2, "procward.log_level", 'expected one of debug, info, warning, error, got "loud"'),
         (6, "services.web.restrat", 'unknown key "restrat" (did you mean "restart"?)'),
         (7, "services.web.instances", 'expected an integer, got "abc"'),
@@ -157,16 +156,167 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
          'expected a size such as "50MB", "1GiB" or a number of bytes, got "lots"'),
         (10, "services.web.autostart", 'expected true or false, got "maybe"'),
         (12, "services.worker.command", "required key missing"),
-    ]
-
-
-def test_unknown_top_level_table_suggests_the_right_one(tmp_path: Path) -> None:
-    """A misspelt table name is an unknown key with the closest known table suggested."""
-    path = write(tmp_path, """
+    ], id="every problem is reported at once"),
+    pytest.param("""
         [service.web]
         command = ["x"]
-    """)
-    assert problems(path) == [(1, "service", 'unknown key "service" (did you mean "services"?)')]
+    """, [(1, "service", 'unknown key "service" (did you mean "services"?)')],
+                 id="unknown top level table suggests the right one"),
+    pytest.param("""
+        [services.web]
+        command = []
+        instances = 0
+        logs = { keep = -1 }
+    """, [
+        (2, "services.web.command", "must not be empty"),
+        (3, "services.web.instances", "must be at least 1, got 0"),
+        (4, "services.web.logs.keep", "must be at least 0, got -1"),
+    ], id="bounds and empty lists read plainly"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+
+        backoff = { initial = "1s", max = "later" }
+    """, [
+        (4, "services.web.backoff.max",
+         'expected a duration such as "250ms", "5s", "2m" or "1h", got "later"'),
+    ], id="inline table keys point at their line"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+        start_limit.burst = 0
+    """, [(3, "services.web.start_limit.burst", "must be at least 1, got 0")],
+                 id="dotted keys point at their line"),
+    pytest.param("""
+        [services.web]
+        command = [
+            "python",
+            3,
+        ]
+    """, [(4, "services.web.command.1", "expected a string, got 3")],
+                 id="multiline array element points at its own line"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+
+        [[services.web.alerts]]
+        pattern = "ERROR"
+
+        [[services.web.alerts]]
+        pattern = "WARN"
+        stream = "stdxxx"
+        threshold = 0
+
+        [[services.web.alerts]]
+        stream = "stderr"
+    """, [
+        (9, "services.web.alerts.1.stream",
+         'expected one of stdout, stderr, both, got "stdxxx"'),
+        (10, "services.web.alerts.1.threshold", "must be at least 1, got 0"),
+        (12, "services.web.alerts.2.pattern", "required key missing"),
+    ], id="arrays of tables are indexed in keys"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+
+        [services.web.health]
+        http = "http://127.0.0.1:8000/"
+        tcp = "127.0.0.1:8000"
+    """, [
+        (4, "services.web.health",
+         "give exactly one probe: http, tcp, command or heartbeat (got http, tcp)"),
+    ], id="model rule errors point at the table"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+        env = { DB = "${DATABASE_URL}" }
+
+        [services.api]
+        command = ["python", "${APP}"]
+    """, [
+        (3, "services.web.env.DB",
+         "environment variable DATABASE_URL is not set (give a default with "
+         "${DATABASE_URL:-value})"),
+        (6, "services.api.command.1",
+         "environment variable APP is not set (give a default with ${APP:-value})"),
+    ], id="unset variable is a problem at its line"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+        restart = "${RESTART:-sometimes}"
+    """, [
+        (3, "services.web.restart", 'expected one of always, on-failure, never, got "sometimes"'),
+    ], id="interpolated value is validated"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+        instances = "${WORKERS}"
+    """, [
+        (3, "services.web.instances",
+         "environment variable WORKERS is not set (give a default with ${WORKERS:-value})"),
+    ], id="unset variable is reported once"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+        depends_on = ["database"]
+
+        [services.databse]
+        command = ["y"]
+    """, [
+        (3, "services.web.depends_on.0", 'unknown service "database" (did you mean "databse"?)'),
+    ], id="unknown dependency is a problem"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+        depends_on = ["api"]
+
+        [services.api]
+        command = ["x"]
+        depends_on = ["db", "web"]
+
+        [services.db]
+        command = ["x"]
+        depends_on = ["db"]
+    """, [
+        (3, "services.web.depends_on", "dependency cycle: web -> api -> web"),
+        (11, "services.db.depends_on", "dependency cycle: db -> db"),
+    ], id="dependency cycle is named"),
+    pytest.param("""
+        [services.web]
+        command = ["x"]
+
+        [[services.web.alerts]]
+        pattern = "ERROR"
+        actions = ["ops", "restart", "pager"]
+
+        [alerts.sinks.ops]
+        type = "command"
+        command = "notify-send procward"
+    """, [
+        (6, "services.web.alerts.0.actions.2",
+         'unknown alert sink "pager"; define it as [alerts.sinks.pager]'),
+    ], id="unknown alert sink is a problem"),
+    pytest.param("""
+        [api]
+        listen = "localhost"
+        tls_cert = "server.pem"
+    """, [(2, "api.listen", 'expected "host:port" such as "127.0.0.1:9771", got "localhost"')],
+                 id="listen needs a port"),
+    pytest.param("""
+        [api]
+        listen = "[::1]:9771"
+        tls_cert = "server.pem"
+    """, [(1, "api", "give both tls_cert and tls_key, or neither")],
+                 id="a certificate needs its key"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PROBLEMS)
+def test_problems_name_line_key_and_what_is_wrong(tmp_path: Path, text: str,
+                                                  expected: list[Problem]) -> None:
+    """Every problem of a file comes back at once, each at its line and dotted key, with a
+    message that says what was expected and what was given."""
+    assert problems(write(tmp_path, text)) == expected
 
 
 def test_table_given_where_an_array_of_tables_belongs(tmp_path: Path) -> None:
@@ -181,57 +331,6 @@ def test_table_given_where_an_array_of_tables_belongs(tmp_path: Path) -> None:
     [(line, key, message)] = problems(path)
     assert (line, key) == (4, "services.web.alerts")
     assert "[[services.web.alerts]]" in message
-
-
-def test_bounds_and_empty_lists_read_plainly(tmp_path: Path) -> None:
-    """Range and emptiness violations say the limit and the value given."""
-    path = write(tmp_path, """
-        [services.web]
-        command = []
-        instances = 0
-        logs = { keep = -1 }
-    """)
-    assert problems(path) == [
-        (2, "services.web.command", "must not be empty"),
-        (3, "services.web.instances", "must be at least 1, got 0"),
-        (4, "services.web.logs.keep", "must be at least 0, got -1"),
-    ]
-
-
-def test_inline_table_keys_point_at_their_line(tmp_path: Path) -> None:
-    """A bad value in an inline table is reported with the full dotted key and its line."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-
-        backoff = { initial = "1s", max = "later" }
-    """)
-    assert problems(path) == [
-        (4, "services.web.backoff.max",
-         'expected a duration such as "250ms", "5s", "2m" or "1h", got "later"'),
-    ]
-
-
-def test_dotted_keys_point_at_their_line(tmp_path: Path) -> None:
-    """A dotted key inside a table is reported under its full path."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-        start_limit.burst = 0
-    """)
-    assert problems(path) == [(3, "services.web.start_limit.burst", "must be at least 1, got 0")]
-
-
-def test_multiline_array_element_points_at_its_own_line(tmp_path: Path) -> None:
-    """A bad element of a multi-line array is reported at that element's line."""
-    path = write(tmp_path, """
-        [services.web]
-        command = [
-            "python",
-            3,
-        ]
-    """)
-    assert problems(path) == [(4, "services.web.command.1", "expected a string, got 3")]
 
 
 def test_lines_after_a_multiline_string_stay_right(tmp_path: Path) -> None:
@@ -249,47 +348,6 @@ def test_lines_after_a_multiline_string_stay_right(tmp_path: Path) -> None:
     assert message.startswith('expected one of TERM, INT, ') and message.endswith('got "LOUD"')
 
 
-def test_arrays_of_tables_are_indexed_in_keys(tmp_path: Path) -> None:
-    """Each [[services.x.alerts]] is numbered from 0 in the key path, at its own lines."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-
-        [[services.web.alerts]]
-        pattern = "ERROR"
-
-        [[services.web.alerts]]
-        pattern = "WARN"
-        stream = "stdxxx"
-        threshold = 0
-
-        [[services.web.alerts]]
-        stream = "stderr"
-    """)
-    assert problems(path) == [
-        (9, "services.web.alerts.1.stream",
-         'expected one of stdout, stderr, both, got "stdxxx"'),
-        (10, "services.web.alerts.1.threshold", "must be at least 1, got 0"),
-        (12, "services.web.alerts.2.pattern", "required key missing"),
-    ]
-
-
-def test_model_rule_errors_point_at_the_table(tmp_path: Path) -> None:
-    """A rule spanning keys (one health probe only) is reported at its table's line."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-
-        [services.web.health]
-        http = "http://127.0.0.1:8000/"
-        tcp = "127.0.0.1:8000"
-    """)
-    assert problems(path) == [
-        (4, "services.web.health",
-         "give exactly one probe: http, tcp, command or heartbeat (got http, tcp)"),
-    ]
-
-
 def test_api_beyond_loopback_needs_tls(tmp_path: Path) -> None:
     """Listening beyond loopback without TLS or allow_insecure is a problem at [api]."""
     path = write(tmp_path, """
@@ -304,25 +362,7 @@ def test_api_beyond_loopback_needs_tls(tmp_path: Path) -> None:
         listen = "0.0.0.0:9771"
         allow_insecure = true
     """)
-    assert load_config(path, environ={}).api.allow_insecure
-
-
-def test_api_tls_cert_needs_key_and_listen_needs_a_port(tmp_path: Path) -> None:
-    """A certificate without its key, and a listen address without a port, are problems."""
-    path = write(tmp_path, """
-        [api]
-        listen = "localhost"
-        tls_cert = "server.pem"
-    """)
-    assert problems(path) == [
-        (2, "api.listen", 'expected "host:port" such as "127.0.0.1:9771", got "localhost"'),
-    ]
-    write(tmp_path, """
-        [api]
-        listen = "[::1]:9771"
-        tls_cert = "server.pem"
-    """)
-    assert problems(path) == [(1, "api", "give both tls_cert and tls_key, or neither")]
+    assert load(path, environ={}).api.allow_insecure
 
 
 # -- interpolation ---------------------------------------------------------------
@@ -336,7 +376,7 @@ def test_interpolation_in_strings_lists_and_inline_tables(tmp_path: Path) -> Non
         env = { GREETING = "${WHO:-world}", PRICE = "$$5", HOME_AS_IS = "$HOME", EMPTY = "${E:-x}" }
         instances = "${WORKERS:-2}"
     """)
-    config = load_config(path, environ={"PY": "python3", "E": ""})
+    config = load(path, environ={"PY": "python3", "E": ""})
     web = config.services["web"]
     assert web.command == ["python3", "-m", "http.server", "8000"]
     assert web.env == {"GREETING": "world", "PRICE": "$5", "HOME_AS_IS": "$HOME", "EMPTY": "x"}
@@ -349,7 +389,7 @@ def test_set_variables_win_over_defaults(tmp_path: Path) -> None:
         [services.web]
         command = "serve --port ${PORT:-8000}"
     """)
-    config = load_config(path, environ={"PORT": "9000"})
+    config = load(path, environ={"PORT": "9000"})
     assert config.services["web"].command == ["serve", "--port", "9000"]
 
 
@@ -360,27 +400,8 @@ def test_keys_are_not_interpolated(tmp_path: Path) -> None:
         command = ["x"]
         env = { "${NAME}" = "v" }
     """)
-    config = load_config(path, environ={"NAME": "changed"})
+    config = load(path, environ={"NAME": "changed"})
     assert config.services["web"].env == {"${NAME}": "v"}
-
-
-def test_unset_variable_is_a_problem_at_its_line(tmp_path: Path) -> None:
-    """An unset variable without a default is reported at the line of the key using it."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-        env = { DB = "${DATABASE_URL}" }
-
-        [services.api]
-        command = ["python", "${APP}"]
-    """)
-    assert problems(path) == [
-        (3, "services.web.env.DB",
-         "environment variable DATABASE_URL is not set (give a default with "
-         "${DATABASE_URL:-value})"),
-        (6, "services.api.command.1",
-         "environment variable APP is not set (give a default with ${APP:-value})"),
-    ]
 
 
 def test_malformed_interpolation_is_a_problem(tmp_path: Path) -> None:
@@ -392,31 +413,6 @@ def test_malformed_interpolation_is_a_problem(tmp_path: Path) -> None:
     [(line, key, message)] = problems(path)
     assert (line, key) == (2, "services.web.command.1")
     assert "$$" in message
-
-
-def test_interpolated_value_is_validated(tmp_path: Path) -> None:
-    """A value produced by interpolation is checked like any other and shown as produced."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-        restart = "${RESTART:-sometimes}"
-    """)
-    assert problems(path) == [
-        (3, "services.web.restart", 'expected one of always, on-failure, never, got "sometimes"'),
-    ]
-
-
-def test_unset_variable_is_reported_once(tmp_path: Path) -> None:
-    """A typed key using an unset variable gets the interpolation problem, not also a type error."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-        instances = "${WORKERS}"
-    """)
-    assert problems(path) == [
-        (3, "services.web.instances",
-         "environment variable WORKERS is not set (give a default with ${WORKERS:-value})"),
-    ]
 
 
 # -- profiles --------------------------------------------------------------------
@@ -451,7 +447,7 @@ PROFILED = """
 def test_profile_overlays_tables_and_replaces_values(tmp_path: Path) -> None:
     """A profile merges tables key by key and replaces arrays and scalars whole."""
     path = write(tmp_path, PROFILED)
-    config = load_config(path, profile="fine", environ={})
+    config = load(path, profile="fine", environ={})
     assert config.services["web"].command == ["serve", "--fine"]
     assert config.services["web"].env == {"MODE": "fine", "KEEP": "yes"}
     assert config.procward.log_level == "info"
@@ -461,7 +457,7 @@ def test_profile_overlays_tables_and_replaces_values(tmp_path: Path) -> None:
 def test_no_profile_leaves_the_file_alone(tmp_path: Path) -> None:
     """Without a profile the [profiles] tables are ignored and never reach the model."""
     path = write(tmp_path, PROFILED)
-    config = load_config(path, environ={})
+    config = load(path, environ={})
     assert config.services["web"].command == ["serve", "--dev"]
     assert not hasattr(config, "profiles")
 
@@ -469,7 +465,7 @@ def test_no_profile_leaves_the_file_alone(tmp_path: Path) -> None:
 def test_profile_from_environment(tmp_path: Path) -> None:
     """$PROCWARD_PROFILE chooses the profile when none is passed."""
     path = write(tmp_path, PROFILED)
-    config = load_config(path, environ={"PROCWARD_PROFILE": "fine"})
+    config = load(path, environ={"PROCWARD_PROFILE": "fine"})
     assert config.services["web"].env["MODE"] == "fine"
 
 
@@ -510,7 +506,7 @@ def test_env_file_merges_under_env(tmp_path: Path) -> None:
         env_file = "app.env"
         env = { PORT = "8000" }
     """)
-    web = load_config(path, environ={}).services["web"]
+    web = load(path, environ={}).services["web"]
     assert web.env_file == tmp_path / "app.env"
     assert web.env == {
         "TOKEN": "abc",
@@ -547,62 +543,6 @@ def test_bad_env_file_line_is_a_problem(tmp_path: Path) -> None:
 
 
 # -- what spans services ---------------------------------------------------------
-
-
-def test_unknown_dependency_is_a_problem(tmp_path: Path) -> None:
-    """depends_on naming no service is reported at that element, with a suggestion."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-        depends_on = ["database"]
-
-        [services.databse]
-        command = ["y"]
-    """)
-    assert problems(path) == [
-        (3, "services.web.depends_on.0", 'unknown service "database" (did you mean "databse"?)'),
-    ]
-
-
-def test_dependency_cycle_is_named(tmp_path: Path) -> None:
-    """A dependency cycle is reported once, naming every service on it in order."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-        depends_on = ["api"]
-
-        [services.api]
-        command = ["x"]
-        depends_on = ["db", "web"]
-
-        [services.db]
-        command = ["x"]
-        depends_on = ["db"]
-    """)
-    assert problems(path) == [
-        (3, "services.web.depends_on", "dependency cycle: web -> api -> web"),
-        (11, "services.db.depends_on", "dependency cycle: db -> db"),
-    ]
-
-
-def test_unknown_alert_sink_is_a_problem(tmp_path: Path) -> None:
-    """An alert action naming no [alerts.sinks] entry is reported; "restart" is built in."""
-    path = write(tmp_path, """
-        [services.web]
-        command = ["x"]
-
-        [[services.web.alerts]]
-        pattern = "ERROR"
-        actions = ["ops", "restart", "pager"]
-
-        [alerts.sinks.ops]
-        type = "command"
-        command = "notify-send procward"
-    """)
-    assert problems(path) == [
-        (6, "services.web.alerts.0.actions.2",
-         'unknown alert sink "pager"; define it as [alerts.sinks.pager]'),
-    ]
 
 
 def test_invalid_service_names_are_problems(tmp_path: Path) -> None:

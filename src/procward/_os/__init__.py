@@ -1,8 +1,14 @@
-"""The operating-system seam: picks the one platform module this system needs.
+"""The operating-system seam: the types the engine sees, and the one platform module.
 
-Everything else in procward imports ``PLATFORM`` and the types from here, and
-never asks which system it runs on.
+Everything else in procward imports ``PLATFORM`` (this system's ``Platform``),
+the types, and the platform's default locations from here, and never asks
+which system it runs on. ``PLATFORM`` is imported when first asked for: the
+CLI's client commands ask this seam only where a file lives, and must not pay
+for the process machinery (asyncio, psutil) that a command like ``procward
+status`` never uses.
 """
+
+from __future__ import annotations
 
 import sys
 
@@ -15,11 +21,7 @@ from procward._os._base import (
     Platform,
     SpawnSpec,
 )
-
-if sys.platform == "win32":
-    from procward._os.windows import PLATFORM
-else:
-    from procward._os.posix import PLATFORM
+from procward._os._paths import default_config_path
 
 __all__ = [
     "PLATFORM",
@@ -30,4 +32,18 @@ __all__ = [
     "OutputSink",
     "Platform",
     "SpawnSpec",
+    "default_config_path",
 ]
+
+PLATFORM: Platform
+
+
+def __getattr__(name: str) -> object:
+    if name != "PLATFORM":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if sys.platform == "win32":
+        from procward._os.windows import PLATFORM as chosen
+    else:
+        from procward._os.posix import PLATFORM as chosen
+    globals()["PLATFORM"] = chosen
+    return chosen

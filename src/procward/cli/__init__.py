@@ -10,14 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from procward import __version__
-
-TYPE_CHECKING = False  # mypy reads this as True; `typing` is not imported at run time
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "console", "main"]
 
@@ -36,48 +31,15 @@ _COMMANDS = {
 }
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, told the terminal's width.
-
-    Left to find it, argparse imports ``shutil`` (and with it ``bz2`` and
-    ``lzma``) the first time any parser is built, help or not: some 8 ms of
-    ``procward status``. This is ``shutil.get_terminal_size`` without the import.
-    """
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         width if width is not None else _columns() - 2)
-
-
-def _columns() -> int:
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):  # no stdout, closed, or not a terminal
-        return 80
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose help uses ``_Formatter`` unless told otherwise."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     import importlib
 
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="procward",
         description="Run programs as reliable services: supervise, restart, keep their logs.",
     )
     parser.add_argument("--version", action="version", version=f"procward {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Only the module of the command asked for is imported (`procward status` must
     # start in milliseconds); --help, no command or an unknown one registers them all.
     command = next((a for a in argv if not a.startswith("-")), None)

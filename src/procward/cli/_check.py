@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from procward.cli import EXIT_BAD_CONFIG, EXIT_OK
-    from procward.config import find_config_path, load_config
+    from procward.config import find_config_path, load
     from procward.errors import ConfigError, ConfigProblem
 
     path = find_config_path(args.config)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         problems = [ConfigProblem(path, None, "", message)]
     else:
         try:
-            config = load_config(path, profile=profile)
+            config = load(path, profile=profile)
         except ConfigError as e:
             problems = e.problems
         else:

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 import time
+from urllib.parse import urlencode
 
-from procward.cli._client import ClientError, add_client_options, connect, fail, quote
+from procward.cli._client import ClientError, add_client_options, connect, fail, segment
 
 __all__ = ["register"]
 
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _query(args: argparse.Namespace, **extra: str) -> str:
     params = {"n": str(max(0, args.lines)), "follow": "true" if args.follow else "false", **extra}
-    return "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    return "?" + urlencode(params)
 
 
 def _out(data: bytes) -> None:
@@ -48,7 +49,7 @@ def _out(data: bytes) -> None:
 
 
 def logs(args: argparse.Namespace) -> int:
-    path = (f"/v1/services/{quote(args.name)}/logs"
+    path = (f"/v1/services/{segment(args.name)}/logs"
             + _query(args, stream="stderr" if args.stderr else "stdout"))
     try:
         client = connect(args)

@@ -4,7 +4,7 @@
 ``python -m procward service host --name NAME -c ABS_CONFIG``; ``host`` is
 what the OS manager runs: it loads the configuration and runs the daemon
 inside ``manager().host``, reporting pending, ready, alive and stopping.
-The helpers here (``install_spec``, ``stop_budget``) are shared with ``wrap``.
+The helpers here (``install_spec``, ``spec_from_args``) are shared with ``wrap``.
 """
 
 from __future__ import annotations
@@ -13,22 +13,20 @@ import argparse
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from procward.cli._common import add_config_options
 
 if TYPE_CHECKING:
-    from procward.config import Config
-    from procward.oshost import HostReporter, ServiceManager, ServiceSpec
+    from procward.oshost import ServiceManager, ServiceSpec
 
 __all__ = ["add_install_options", "daemon_argv", "install_spec", "register", "reload_argv",
-           "stop_budget"]
+           "spec_from_args"]
 
 DEFAULT_NAME = "procward"
-# How often the daemon's loop proves it is alive (systemd WatchdogSec is 30 s).
-ALIVE_EVERY = 1.0
+# The keep-alive period an installed daemon must keep (systemd's WatchdogSec);
+# the daemon proves it is alive every ALIVE_EVERY (procward._daemon).
 WATCHDOG = 30.0
 
 _SUB = "{install,uninstall,start,stop,restart,status}"
@@ -108,12 +106,6 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be registered (the unit, plist, or settings) and "
                         "the commands, and change nothing")
-
-
-def stop_budget(config: Config) -> float:
-    from procward.config import stop_budget as budget
-
-    return budget(config.services)
 
 
 def daemon_argv(name: str, config_path: Path, profile: str | None = None) -> list[str]:
@@ -220,7 +212,7 @@ def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
 
 
 def install_command(args: argparse.Namespace) -> int:
-    from procward.config import find_config_path, load_config
+    from procward.config import find_config_path, load, stop_budget
     from procward.errors import ConfigError
 
     path = find_config_path(args.config).absolute()
@@ -233,7 +225,7 @@ def install_command(args: argparse.Namespace) -> int:
         return 2
     try:
         # Refuse now what the service would refuse at every start.
-        config = load_config(path, profile=profile)
+        config = load(path, profile=profile)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
@@ -244,7 +236,7 @@ def install_command(args: argparse.Namespace) -> int:
         spec = spec_from_args(
             args, argv=daemon_argv(args.name, path, profile),
             reload_argv=reload_argv(path, profile),
-            stop_budget=stop_budget(config), working_dir=path.parent,
+            stop_budget=stop_budget(config.services), working_dir=path.parent,
             description=f"procward supervising {path}",
         )
     except OSError as e:
@@ -306,95 +298,21 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def host_command(args: argparse.Namespace) -> int:
+    from procward._daemon import HostedDaemon
+    from procward.cli._render import EventPrinter
     from procward.config import find_config_path
     from procward.oshost import OsHostError
 
+    path = find_config_path(args.config).absolute()
+    # A Windows service has no console: sys.stdout is None there, and the
+    # events are in the event log file anyway. Under systemd stdout is the
+    # journal, where a line per event helps.
+    printer = EventPrinter(colour=False) if sys.stdout is not None else None
     try:
-        return _manager().host(args.name, DaemonBody(Path(args.config or ""), args.profile))
+        return _manager().host(args.name, HostedDaemon(path, args.profile, on_event=printer))
     except OsHostError as e:
         # Typed at a console (the SCM's error 1063): say so, and what does run here.
         profile = f' --profile "{args.profile}"' if args.profile else ""
         print(f"procward: {e}\nto run this configuration in the foreground: procward run "
-              f'-c "{find_config_path(args.config).absolute()}"{profile}', file=sys.stderr)
+              f'-c "{path}"{profile}', file=sys.stderr)
         return 1
-
-
-class DaemonBody:
-    """The daemon as a host body: load, supervise until ``stop``, report each step."""
-
-    def __init__(self, config_path: Path, profile: str | None) -> None:
-        self._path = config_path
-        self._profile = profile
-
-    def __call__(self, stop: threading.Event, reporter: HostReporter) -> int:
-        from procward.config import IsolatedLoad, find_config_path
-
-        # Loading takes a Python start-up; ask the manager for time first.
-        reporter.pending(30.0)
-        path = find_config_path(self._path if str(self._path) else None)
-        loading = IsolatedLoad(path, profile=self._profile)
-
-        import asyncio
-
-        from procward._daemon import StopSwitch, run_daemon
-        from procward.cli._render import EventPrinter
-        from procward.engine import Supervisor
-        from procward.errors import ConfigError, ProcwardError, StateDirLocked
-        from procward.oshost import stop_wait
-
-        try:
-            config = loading.result()
-        except ConfigError as e:
-            reporter.log("error", "the configuration cannot be used:\n"
-                         + "\n".join(str(p) for p in e.problems))
-            return 2
-        budget = stop_wait(stop_budget(config))
-        switch = StopSwitch()
-
-        def relay() -> None:
-            # The manager's stop request (SCM control, SIGTERM) becomes the
-            # daemon's graceful stop; the switch queues it if the loop is not up yet.
-            stop.wait()
-            reporter.stopping(budget)
-            switch.request("stop from the service manager")
-
-        threading.Thread(target=relay, name="procward-stop-relay", daemon=True).start()
-
-        def on_ready(supervisor: Supervisor) -> None:
-            reporter.ready()
-            loop = asyncio.get_running_loop()
-
-            def ping() -> None:
-                # From the loop itself, so a stuck loop stops the pings.
-                reporter.alive()
-                loop.call_later(ALIVE_EVERY, ping)
-
-            ping()
-            reporter.log("info", f"supervising {len(config.services)} services from "
-                         f"{config.source}; logs in {supervisor.log_dir}")
-
-        def say(text: str) -> None:
-            reporter.log("info", text)
-
-        # A Windows service has no console: sys.stdout is None there, and the
-        # events are in the event log file anyway. Under systemd stdout is the
-        # journal, where a line per event helps.
-        printer = EventPrinter(colour=False) if sys.stdout is not None else None
-
-        async def reload_config() -> Config:
-            # `procward reload` (systemd's ExecReload) validates in a child, as at start.
-            fresh = IsolatedLoad(path, profile=self._profile)
-            return await asyncio.get_running_loop().run_in_executor(None, fresh.result)
-
-        try:
-            return asyncio.run(run_daemon(
-                config, on_event=printer, on_ready=on_ready, say=say,
-                stop_switch=switch, install_signals=False, reload_config=reload_config,
-            ))
-        except StateDirLocked as e:
-            reporter.log("error", f"{e}; another procward runs this configuration")
-            return 1
-        except ProcwardError as e:
-            # e.g. the API's port is taken: say so where the OS shows service errors.
-            reporter.log("error", str(e))
-            return 1

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-from procward.cli._client import ClientError, add_client_options, connect, fail, quote
-
-TYPE_CHECKING = False  # mypy reads this as True; `typing` is not imported at run time
-
-if TYPE_CHECKING:
-    from typing import Any
+from procward.cli._client import ClientError, add_client_options, connect, fail, segment
 
 __all__ = ["format_table", "register"]
 
@@ -33,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         if args.names:
             rows: list[dict[str, Any]] = []
             for name in args.names:
-                rows.extend(client.call("GET", f"/v1/services/{quote(name)}")["services"])
+                rows.extend(client.call("GET", f"/v1/services/{segment(name)}")["services"])
         else:
             rows = client.call("GET", "/v1/services")["services"]
     except ClientError as e:

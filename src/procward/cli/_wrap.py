@@ -182,12 +182,12 @@ def _give_to(folder: Path, account: str, *, check_only: bool = False) -> None:
 
 def _load_unwritten(text: str) -> Config:
     """Load ``text`` as the service will load its file, from a scratch folder (--dry-run)."""
-    from procward.config import load_config
+    from procward.config import load
 
     with tempfile.TemporaryDirectory(prefix="procward-wrap-") as scratch:
         path = Path(scratch) / CONFIG_NAME
         path.write_text(text, encoding="utf-8")
-        return load_config(path)
+        return load(path)
 
 
 def _is_ours(folder: Path) -> bool:
@@ -226,9 +226,8 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
         install_spec,
         reload_argv,
         spec_from_args,
-        stop_budget,
     )
-    from procward.config import load_config
+    from procward.config import load, stop_budget
     from procward.errors import ConfigError
     from procward.oshost import OsHostError
 
@@ -294,7 +293,7 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     try:
         # The generated file must load exactly as the service will load it (the dry
         # run's text from a scratch folder: its relative logs and state resolve there).
-        config = _load_unwritten(text) if args.dry_run else load_config(config_path)
+        config = _load_unwritten(text) if args.dry_run else load(config_path)
     except ConfigError as e:
         undo()
         for problem in e.problems:
@@ -304,7 +303,7 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
         spec = spec_from_args(
             args, argv=daemon_argv(args.name, config_path),
             reload_argv=reload_argv(config_path),
-            stop_budget=stop_budget(config), working_dir=folder,
+            stop_budget=stop_budget(config.services), working_dir=folder,
             description=f"{' '.join(command)} (kept running by procward)",
         )
         if args.dry_run:

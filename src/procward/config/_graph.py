@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from procward.config._models import ServiceConfig
+if TYPE_CHECKING:
+    from procward.config._models import ServiceConfig
 
 __all__ = ["dependency_cycles", "stop_budget", "stop_order"]
 

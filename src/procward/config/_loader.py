@@ -1,58 +1,60 @@
-"""Turns a procward.toml into a validated ``Config``, or a ``ConfigError`` listing every problem.
+"""Turns a located procward.toml into a validated ``Config``, or a ``ConfigError`` listing
+every problem.
 
-The steps, in order: read and parse the file (``tomllib``); map each key to its
-line (``_lines``); overlay the chosen ``[profiles.NAME]``; interpolate
-``${VAR}`` in strings; make relative paths absolute against the file's folder;
-merge each service's ``env_file`` under its ``env``; check what a model alone
-cannot see (service names, ``depends_on``, alert sinks); validate with the
-pydantic models. Problems from every step are gathered and raised together,
-each with file, line and dotted key, so one run of ``procward check`` shows
-every mistake.
-
-This module also owns where the configuration file is looked for
-(``find_config_path``) and the one platform-dependent default location.
+The steps after ``locate()`` (file, TOML, profile): interpolate ``${VAR}`` in
+strings; make relative paths absolute against the file's folder; merge each
+service's ``env_file`` under its ``env``; check what a model alone cannot see
+(service names, ``depends_on``, alert sinks); validate with pydantic, in this
+process. Problems from every step are gathered and raised together, each with
+file, line and dotted key, so one run of ``procward check`` shows every mistake.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import hashlib
-import json
+import functools
 import os
 import re
-import tomllib
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from procward.config._envfile import parse_env_file
 from procward.config._graph import dependency_cycles
 from procward.config._interpolate import interpolate_tree
-from procward.config._lines import KeyPath, format_key, key_lines, line_for
+from procward.config._lines import KeyPath, format_key
+from procward.config._locate import Located, locate
 from procward.config._models import SERVICE_NAME, Config
-from procward.config._paths import default_config_path, find_config_path
-from procward.config._validate import field_types, validate_config
+from procward.config._suggest import did_you_mean, show
 from procward.errors import ConfigError, ConfigProblem
 
-__all__ = ["LoadFacts", "default_config_path", "find_config_path", "load_config",
-           "load_config_with_facts"]
+__all__ = ["load", "validate_config"]
 
 # An alert action that is not a sink: restart the service whose output matched.
 RESTART_ACTION = "restart"
 
 
-def load_config(
-    path: str | os.PathLike[str],
+@functools.cache
+def _adapter() -> TypeAdapter[Config]:
+    return TypeAdapter(Config)
+
+
+def validate_config(data: dict[str, Any]) -> Config:
+    """A ``Config`` from plain data (no file, no line numbers); raises ValidationError."""
+    return _adapter().validate_python(data)
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
     *,
     profile: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Read, check and validate the configuration at ``path``.
+    """Find, read, check and validate the configuration (``path`` as for ``locate``).
 
     ``profile`` (default: ``$PROCWARD_PROFILE``) names a ``[profiles.NAME]``
     table to overlay; ``environ`` (default: ``os.environ``) supplies ``${VAR}``
@@ -60,77 +62,18 @@ def load_config(
     problem found, each with its file, line and key path; nothing is returned
     half-applied.
     """
-    return load_config_with_facts(path, profile=profile, environ=environ)[0]
-
-
-class LoadFacts(NamedTuple):
-    """What a successful load rested on, for the validated-configuration cache."""
-
-    sha256: str  # of the file's bytes as parsed
-    cacheable: bool  # False when it read an environment variable or an env_file
-
-
-def load_config_with_facts(
-    path: str | os.PathLike[str],
-    *,
-    profile: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> tuple[Config, LoadFacts]:
-    """``load_config``, and the facts that say when its answer may be used again."""
-    environ = os.environ if environ is None else environ
-    if profile is None:
-        profile = environ.get("PROCWARD_PROFILE") or None
-    loader = _Loader(Path(path), _Recording(environ))
-    config = loader.load(profile)
-    cacheable = not loader.environ.names and not loader.read_env_file
-    return config, LoadFacts(loader.digest, cacheable)
-
-
-class _Recording(Mapping[str, str]):
-    """An environment that remembers which names were looked up."""
-
-    def __init__(self, inner: Mapping[str, str]) -> None:
-        self.inner = inner
-        self.names: set[str] = set()
-
-    def __getitem__(self, name: str) -> str:
-        self.names.add(name)
-        return self.inner[name]
-
-    def __iter__(self) -> Iterator[str]:
-        self.names.add("*")  # a walk over every name depends on all of them
-        return iter(self.inner)
-
-    def __len__(self) -> int:
-        return len(self.inner)
+    return _Loader(locate(path, profile=profile, environ=environ)).load()
 
 
 class _Loader:
-    """One load of one file: the problems found so far and where each key is written."""
+    """One load of one located file: the problems found so far."""
 
-    def __init__(self, path: Path, environ: _Recording) -> None:
-        self.shown = path  # as the user gave it, for messages
-        self.source = Path(os.path.abspath(path))
-        self.base = self.source.parent
-        self.environ = environ
-        self.digest = ""
-        self.read_env_file = False
-        self._text = ""
-        self._lines: dict[KeyPath, int] | None = None
-        self.problems: list[ConfigProblem] = []
+    def __init__(self, located: Located) -> None:
+        self.located = located
+        self.problems: list[ConfigProblem] = list(located.problems)
 
-    @property
-    def lines(self) -> dict[KeyPath, int]:
-        """Where each key is written; mapped only once a problem or a profile needs it
-        (for hundreds of services that costs more than the parsing itself)."""
-        if self._lines is None:
-            self._lines = key_lines(self._text)
-        return self._lines
-
-    def problem(self, key: KeyPath, message: str, line: int | None = None) -> None:
-        if line is None:
-            line = line_for(self.lines, key)
-        self.problems.append(ConfigProblem(self.shown, line, format_key(key), message))
+    def problem(self, key: KeyPath, message: str) -> None:
+        self.problems.append(self.located.problem(key, message))
 
     def fail(self) -> ConfigError:
         unique = list(dict.fromkeys(self.problems))
@@ -138,18 +81,13 @@ class _Loader:
         unique.sort(key=lambda p: p.line or 0)
         return ConfigError(unique)
 
-    # -- the steps -------------------------------------------------------
-
-    def load(self, profile: str | None) -> Config:
-        data = self.parse()
-        if data is None:
-            raise self.fail()
-        self.apply_profile(data, profile)
+    def load(self) -> Config:
+        data = self.located.data
         if "source" in data:
             # ``source`` is the one Config field the loader sets; a file may not.
             self.problem(("source",), _unknown_key("source", _known_keys(())))
             del data["source"]
-        data, found = interpolate_tree(data, self.environ)
+        data, found = interpolate_tree(data, self.located.environ)
         for key, message in found:
             self.problem(key, message)
         # A value left uninterpolated is already reported; its type error would only echo it.
@@ -158,7 +96,7 @@ class _Loader:
         self.merge_env_files(data)
         self.check_services(data)
         try:
-            config = validate_config({"source": self.source, **data})
+            config = validate_config({"source": self.located.source, **data})
         except ValidationError as e:
             for err in e.errors(include_url=False):
                 loc = tuple(err["loc"])
@@ -168,63 +106,6 @@ class _Loader:
         if self.problems:
             raise self.fail()
         return config
-
-    def parse(self) -> dict[str, Any] | None:
-        try:
-            raw = self.source.read_bytes()
-        except FileNotFoundError:
-            self.problem((), "no such file")
-            return None
-        except OSError as e:
-            self.problem((), f"cannot read the file: {e.strerror or e}")
-            return None
-        self.digest = hashlib.sha256(raw).hexdigest()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            self.problem(
-                (), "not UTF-8 text; save the file as UTF-8", raw.count(b"\n", 0, e.start) + 1
-            )
-            return None
-        # Notepad may save UTF-8 with a byte-order mark, which TOML does not allow.
-        text = text.removeprefix("\ufeff")
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            message, line = _syntax_error(str(e), text)
-            self.problem((), f"TOML syntax error: {message}", line)
-            return None
-        self._text = text
-        return data
-
-    def apply_profile(self, data: dict[str, Any], name: str | None) -> None:
-        profiles = data.pop("profiles", {})
-        if not isinstance(profiles, dict):
-            self.problem(
-                ("profiles",), f"expected a table of [profiles.NAME] tables, got {_show(profiles)}"
-            )
-            profiles = {}
-        for key, table in profiles.items():
-            if not isinstance(table, dict):
-                self.problem(("profiles", key), f"a profile must be a table, got {_show(table)}")
-            elif "profiles" in table:
-                self.problem(("profiles", key, "profiles"), "a profile cannot hold profiles")
-        if name is None:
-            return
-        table = profiles.get(name)
-        if not isinstance(table, dict):
-            if table is None:
-                names = sorted(profiles)
-                hint = _did_you_mean(name, names)
-                defined = (
-                    f"; this file defines {', '.join(names)}"
-                    if names
-                    else "; this file defines no [profiles.NAME] tables"
-                )
-                self.problem(("profiles",), f'unknown profile "{name}"{hint}{defined}')
-            return
-        overlay = {k: v for k, v in table.items() if k != "profiles"}
-        _overlay(data, overlay, (), self.lines, ("profiles", name))
 
     def resolve_paths(self, data: dict[str, Any]) -> None:
         daemon = data.setdefault("procward", {})
@@ -247,8 +128,7 @@ class _Loader:
         for key in keys:
             value = table.get(key)
             if isinstance(value, str):
-                # abspath, not resolve(): keep the user's symlinks, drop "." and "..".
-                table[key] = os.path.abspath(self.base / value)
+                table[key] = str(self.located.resolve(value))
 
     def merge_env_files(self, data: dict[str, Any]) -> None:
         services = data.get("services")
@@ -259,7 +139,6 @@ class _Loader:
                 continue
             where = ("services", name, "env_file")
             env_path = Path(service["env_file"])
-            self.read_env_file = True
             try:
                 text = env_path.read_bytes().decode("utf-8").removeprefix("\ufeff")
             except FileNotFoundError:
@@ -300,7 +179,7 @@ class _Loader:
                 if dep in services:
                     deps[name].append(dep)
                 else:
-                    hint = _did_you_mean(dep, list(services))
+                    hint = did_you_mean(dep, list(services))
                     self.problem(
                         ("services", name, "depends_on", index), f'unknown service "{dep}"{hint}'
                     )
@@ -331,7 +210,7 @@ class _Loader:
                     if not isinstance(action, str) or action == RESTART_ACTION:
                         continue
                     if action not in sink_names:
-                        hint = _did_you_mean(action, [*sink_names, RESTART_ACTION])
+                        hint = did_you_mean(action, [*sink_names, RESTART_ACTION])
                         self.problem(
                             ("services", name, "alerts", r, "actions", a),
                             f'unknown alert sink "{action}"{hint}; define it as '
@@ -339,67 +218,17 @@ class _Loader:
                         )
 
 
-# -- profiles ------------------------------------------------------------------
-
-
-def _overlay(
-    base: dict[str, Any],
-    over: Mapping[str, Any],
-    at: KeyPath,
-    lines: dict[KeyPath, int],
-    origin: KeyPath,
-) -> None:
-    """Merge ``over`` into ``base`` (tables merge, other values replace) and move the
-    lines of every replaced value to where the profile wrote it."""
-    for key, value in over.items():
-        here = (*at, key)
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _overlay(base[key], value, here, lines, origin)
-            continue
-        base[key] = value
-        for path in [p for p in lines if p[: len(here)] == here]:
-            del lines[path]
-        source = (*origin, *here)
-        for path, line in list(lines.items()):
-            if path[: len(source)] == source:
-                lines[(*here, *path[len(source) :])] = line
-
-
 # -- messages ------------------------------------------------------------------
 
 
-def _syntax_error(message: str, text: str) -> tuple[str, int | None]:
-    """tomllib's message without its position suffix, and the line it names."""
-    m = re.search(r"\s*\(at line (\d+), column \d+\)$", message)
-    if m:
-        return message[: m.start()], int(m.group(1))
-    m = re.search(r"\s*\(at end of document\)$", message)
-    if m:
-        return message[: m.start()] + " at the end of the file", text.count("\n") + 1
-    return message, None
-
-
-def _show(value: object) -> str:
-    """A value as the user wrote it in TOML, short enough for a one-line message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        shown = json.dumps(value, ensure_ascii=False, default=str)
-        return shown if len(shown) <= 60 else f"an array of {len(value)} items"
-    return str(value)
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
 def _unknown_key(key: str, known: list[str]) -> str:
-    return f'unknown key "{key}"{_did_you_mean(key, known)}'
+    return f'unknown key "{key}"{did_you_mean(key, known)}'
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """A dataclass's fields and their (evaluated) types, with ``Annotated`` kept."""
+    return get_type_hints(cls, include_extras=True)
 
 
 def _unwrap(tp: Any) -> Any:
@@ -423,7 +252,7 @@ def _known_keys(table: KeyPath) -> list[str]:
     for part in table:
         tp = _unwrap(tp)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            hints = field_types(tp)
+            hints = _field_types(tp)
             if str(part) not in hints:
                 return []
             tp = hints[str(part)]
@@ -435,7 +264,7 @@ def _known_keys(table: KeyPath) -> list[str]:
             return []
     tp = _unwrap(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return [name for name in field_types(tp) if not (tp is Config and name == "source")]
+        return [name for name in _field_types(tp) if not (tp is Config and name == "source")]
     return []
 
 
@@ -471,7 +300,7 @@ def _message(err: ErrorDetails) -> str:
     loc = tuple(err["loc"])
     ctx = err.get("ctx") or {}
     value = err.get("input")
-    got = f", got {_show(value)}"
+    got = f", got {show(value)}"
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return _unknown_key(str(loc[-1]), _known_keys(loc[:-1]))
     if kind == "missing":

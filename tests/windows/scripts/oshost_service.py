@@ -64,7 +64,7 @@ def deliver_control(control_file: str) -> None:
 
 def daemon(config_path: str) -> int:
     from procward._daemon import StopSwitch, run_daemon
-    from procward.config import load_config
+    from procward.config import load
 
     def body(stop: threading.Event, reporter: HostReporter) -> int:
         try:
@@ -77,7 +77,7 @@ def daemon(config_path: str) -> int:
 
     def run(stop: threading.Event, reporter: HostReporter) -> int:
         reporter.pending(60)
-        config = load_config(config_path)
+        config = load(config_path)
         switch = StopSwitch()
 
         def relay() -> None:
