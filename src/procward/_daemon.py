@@ -171,18 +171,12 @@ async def run_daemon(
     return 0
 
 
-def run_foreground(path: Path, profile: str | None, *, on_event: EventSink | None = None) -> int:
-    """``procward run``: load ``path`` and supervise it at this console; an exit code.
-
-    Configuration problems go to stderr (exit 2); a daemon that cannot start
-    (its state dir taken, its API port in use) says why (exit 1).
+def run_foreground(config: Config, path: Path, profile: str | None, *,
+                   on_event: EventSink | None = None) -> int:
+    """``procward run``: supervise ``config`` (loaded from ``path``, again at each reload)
+    at this console; an exit code. A daemon that cannot start (its state dir taken,
+    its API port in use) says why on stderr (exit 1).
     """
-    try:
-        config = load(path, profile=profile)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
-        return 2
     # The daemon works where its services run unless they say otherwise, so
     # they start through posix_spawn, which cannot set a working directory
     # (see procward._os.posix). Every path the daemon holds is absolute by now.

@@ -103,3 +103,6 @@ class OsHostError(ProcwardError):
 
 class NotPrivileged(OsHostError):
     """Installing or controlling needs privileges this process lacks (nothing was changed)."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}. Nothing was changed."

@@ -32,7 +32,6 @@ from typing import NoReturn
 
 from procward.oshost import (
     HostReporter,
-    NotPrivileged,
     OsHostError,
     ServiceManager,
     ServiceSpec,
@@ -214,9 +213,6 @@ class Service:
             return 2
         try:
             return int(args.func(args))
-        except NotPrivileged as e:
-            print(f"{self.name}: {e}. Nothing was changed.", file=sys.stderr)
-            return 1
         except OsHostError as e:
             print(f"{self.name}: {e}", file=sys.stderr)
             return 1

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["add_config_options"]
+if TYPE_CHECKING:
+    from procward.config import Config
+
+__all__ = ["add_config_options", "load_or_report"]
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -17,3 +23,16 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--profile", metavar="NAME",
         help="overlay [profiles.NAME] onto the file (default: $PROCWARD_PROFILE)",
     )
+
+
+def load_or_report(path: Path, profile: str | None) -> Config | None:
+    """The configuration at ``path``; None once every problem in it is on stderr."""
+    from procward.config import load
+    from procward.errors import ConfigError
+
+    try:
+        return load(path, profile=profile)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return None

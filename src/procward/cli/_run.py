@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from procward.cli._common import add_config_options
+from procward.cli._common import add_config_options, load_or_report
 
 __all__ = ["register"]
 
@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"procward: no configuration at {path}; write one with `procward init` "
               "or pass -c FILE", file=sys.stderr)
         return 2
+    config = load_or_report(path, args.profile)
+    if config is None:
+        return 2
     from procward._daemon import run_foreground
     from procward.cli._render import EventPrinter
 
-    return run_foreground(path, args.profile, on_event=EventPrinter(colour=args.colour))
+    return run_foreground(config, path, args.profile, on_event=EventPrinter(colour=args.colour))

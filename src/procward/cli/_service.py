@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from procward.cli._common import add_config_options
+from procward.cli._common import add_config_options, load_or_report
 
 if TYPE_CHECKING:
     from procward.oshost import ServiceManager, ServiceSpec
@@ -169,7 +169,7 @@ def _describe(mgr: ServiceManager, spec: ServiceSpec) -> str:
 
 def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
     """Install ``spec`` (or print it with ``dry_run``); an exit code, errors on stderr."""
-    from procward.oshost import NotPrivileged, OsHostError, reach_warnings
+    from procward.oshost import OsHostError, reach_warnings
 
     try:
         mgr = _manager()
@@ -179,9 +179,6 @@ def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
             print(_describe(mgr, spec), end="")
             return 0
         mgr.install(spec)
-    except NotPrivileged as e:
-        print(f"procward: {e}. Nothing was changed.", file=sys.stderr)
-        return 1
     except OsHostError as e:
         print(f"procward: {e}", file=sys.stderr)
         return 1
@@ -212,8 +209,7 @@ def install_spec(spec: ServiceSpec, *, dry_run: bool) -> int:
 
 
 def install_command(args: argparse.Namespace) -> int:
-    from procward.config import find_config_path, load, stop_budget
-    from procward.errors import ConfigError
+    from procward.config import find_config_path, stop_budget
 
     path = find_config_path(args.config).absolute()
     # The service does not get this shell's $PROCWARD_PROFILE: the profile validated
@@ -223,12 +219,9 @@ def install_command(args: argparse.Namespace) -> int:
         print(f"procward: no configuration at {path}; write one with `procward init` "
               "or pass -c FILE", file=sys.stderr)
         return 2
-    try:
-        # Refuse now what the service would refuse at every start.
-        config = load(path, profile=profile)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
+    # Refuse now what the service would refuse at every start.
+    config = load_or_report(path, profile)
+    if config is None:
         return 2
     from procward.oshost import OsHostError
 
@@ -250,7 +243,7 @@ def install_command(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace) -> int:
-    from procward.oshost import NotPrivileged, OsHostError
+    from procward.oshost import OsHostError
 
     try:
         mgr = _manager()
@@ -263,9 +256,6 @@ def _control(args: argparse.Namespace) -> int:
         else:
             mgr.stop(args.name, user_scope=args.user)
             mgr.start(args.name, user_scope=args.user)
-    except NotPrivileged as e:
-        print(f"procward: {e}. Nothing was changed.", file=sys.stderr)
-        return 1
     except OsHostError as e:
         print(f"procward: {e}", file=sys.stderr)
         return 1

@@ -327,7 +327,7 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
 
 def remove(name: str, folder: Path, *, user_scope: bool) -> int:
     """Uninstall the OS service (if installed), then delete the wrap folder."""
-    from procward.oshost import NotPrivileged, OsHostError, manager
+    from procward.oshost import OsHostError, manager
 
     if folder.exists() and not _is_ours(folder):
         print(f"procward: {folder} is not a procward wrap folder; leaving it alone",
@@ -338,9 +338,6 @@ def remove(name: str, folder: Path, *, user_scope: bool) -> int:
         if mgr.status(name, user_scope=user_scope).installed:
             mgr.uninstall(name, user_scope=user_scope)
             print(f"uninstalled the service {name}")
-    except NotPrivileged as e:
-        print(f"procward: {e}. Nothing was changed.", file=sys.stderr)
-        return 1
     except OsHostError as e:
         print(f"procward: {e}; {folder} was kept", file=sys.stderr)
         return 1
