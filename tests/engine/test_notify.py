@@ -258,7 +258,7 @@ def test_idle_connections_without_a_secret_are_capped(tmp_path: Path, run) -> No
             for _, w in held:
                 w.close()
             # Room again once they are gone: a report with the secret still lands.
-            secret = sup.instances()[0]._spec.env["PROCWARD_NOTIFY"].split("#")[1]
+            secret = sup.instances()[0].setup.spec.env["PROCWARD_NOTIFY"].split("#")[1]
             await until(lambda: sup.notify_hub._unproven == 0)
             _, w = await asyncio.open_connection("127.0.0.1", port)
             w.write(encode(Command.STATUS, {"secret": secret, "status": "fine"}))
