@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import subprocess
@@ -250,13 +251,14 @@ def test_unwritable_log_folder_leaves_the_service_running(tmp_path: Path, run, k
         async def scenario() -> None:
             async with supervised(cfg) as (sup, rec):
                 await rec.wait_state("talker", "running")
-                dropped = await rec.wait_for(lambda e: e.kind is EventKind.LOG_DROPPED)
+                dropped = await rec.wait(EventKind.LOG_DROPPED)
                 assert dropped[0].service == "talker"
+                assert dropped[0].payload.file == str(folder / "talker.out.log")
                 writer = sup.instances()[0].setup.stdout_log
                 # every line the child printed was either written or counted as dropped
                 total = sum(len(f"line {i} {'y' * 80}\n") for i in range(4000)) + len("done\n")
                 while writer.bytes_written + writer.bytes_dropped < total:
-                    await __import__("asyncio").sleep(0.05)
+                    await asyncio.sleep(0.05)  # counters: no event tells of them
                 assert writer.bytes_dropped > 0
                 assert writer.bytes_written + writer.bytes_dropped == total
                 assert sup.status(["talker"])[0].state is State.RUNNING
@@ -319,7 +321,7 @@ def test_bytes_captured_counts_every_stream(tmp_path: Path, run) -> None:  # typ
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.EXIT, count=2)
+            await rec.wait(EventKind.EXIT, count=2)
             assert Control(sup).bytes_captured() == 2 * (3000 + 500)
 
     run(scenario())
