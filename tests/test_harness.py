@@ -73,7 +73,8 @@ def test_the_recorder_waits_for_an_event_still_to_come(tmp_path: Path) -> None:
         loop.call_later(0.05, supervisor.emit, _state("web", State.STARTING, State.STOPPED, 5))
         loop.call_later(0.1, supervisor.emit, later)
         assert await rec.wait(EventKind.STATE, "web", state="running") == [later]
-        with pytest.raises(TimeoutError, match="saw 0 of 1 expected events; last: web: starting; web: running$"):
+        with pytest.raises(TimeoutError,
+                           match=r"saw 0 of 1 expected events; last: web: starting; web: running$"):
             await rec.wait(EventKind.EXIT, "web", timeout=0.1)
 
     asyncio.run(within(scenario(), 10))
