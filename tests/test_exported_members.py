@@ -16,8 +16,11 @@ PUBLIC = {
         "ADMIN_TOKEN_FILE", "API_FILE", "TOKENS_FILE", "ApiServer", "TokenInfo", "TokenStore",
     ],
     "procward.engine": [
-        "EVENTS_FILE", "Control", "Event", "EventKind", "InstanceStatus", "ReloadOutcome",
-        "ReloadResult", "State", "Supervisor",
+        "EVENTS_FILE", "AlertFailure", "AlertFired", "AuthFailure", "Control", "ControlAction",
+        "DaemonNote", "Event", "EventKind", "Exit", "Health", "HealthChange", "InstanceStatus",
+        "LogDropped", "LogError", "LogResumed", "MemoryMax", "NotifyRejection", "NotifyReport",
+        "Payload", "Reload", "ReloadOutcome", "ReloadResult", "SpawnFailure", "State",
+        "StateChange", "Supervisor",
     ],
     "procward.service": ["MainFunction", "Service"],
     "procward.testing": ["EventRecorder", "make_config", "python", "supervised"],

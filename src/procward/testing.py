@@ -53,7 +53,7 @@ class EventRecorder:
 
     def _on_event(self, event: Event) -> None:
         self.events.append(event)
-        pid = event.fields.get("pid")
+        pid = getattr(event.payload, "pid", None)
         if isinstance(pid, int) and event.service is not None and pid not in self.processes:
             with suppress(psutil.Error):
                 self.processes[pid] = psutil.Process(pid)
@@ -64,12 +64,9 @@ class EventRecorder:
 
     def matching(self, service: str | None = None, kind: EventKind | None = None,
                  **fields: Any) -> list[Event]:
-        return [
-            e for e in self.events
-            if (service is None or e.service == service)
-            and (kind is None or e.kind is kind)
-            and all(e.fields.get(k) == v for k, v in fields.items())
-        ]
+        """The events so far of ``service`` and ``kind`` (None: any) whose facts
+        include ``fields``, by the keys of the event log (``state="running"``)."""
+        return [e for e in self.events if _matches(e, service, kind, fields)]
 
     async def wait_for(self, predicate: Callable[[Event], bool], *, count: int = 1,
                        timeout: float = 15.0) -> list[Event]:
@@ -89,11 +86,27 @@ class EventRecorder:
             with suppress(TimeoutError):
                 await asyncio.wait_for(waiter, remaining)
 
+    async def wait(self, kind: EventKind, service: str | None = None, *, count: int = 1,
+                   timeout: float = 15.0, **fields: Any) -> list[Event]:
+        """The first ``count`` events ``matching(service, kind, **fields)``, waiting
+        for them if needed: ``await recorder.wait(EventKind.HEALTH, health="healthy")``."""
+        return await self.wait_for(lambda e: _matches(e, service, kind, fields),
+                                   count=count, timeout=timeout)
+
     async def wait_state(self, service: str, state: str, *, count: int = 1,
                          timeout: float = 15.0) -> list[Event]:
-        return await self.wait_for(
-            lambda e: e.service == service and e.kind is EventKind.STATE
-            and e.fields.get("state") == state, count=count, timeout=timeout)
+        """The first ``count`` times ``service`` entered ``state``, waiting if needed."""
+        return await self.wait(EventKind.STATE, service, count=count, timeout=timeout,
+                               state=state)
+
+
+def _matches(event: Event, service: str | None, kind: EventKind | None,
+             fields: dict[str, Any]) -> bool:
+    if (service is not None and event.service != service) or (
+            kind is not None and event.kind is not kind):
+        return False
+    facts = event.fields if fields else {}
+    return all(facts.get(k) == v for k, v in fields.items())
 
 
 @asynccontextmanager

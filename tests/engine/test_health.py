@@ -6,10 +6,11 @@ import socket
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 from procward.config import HealthSettings
-from procward.engine import EventKind, State
+from procward.engine import EventKind, Health, State
 from procward.engine._health import HealthTracker
 from procward.testing import make_config, python, supervised
 
@@ -46,26 +47,30 @@ def free_port() -> int:
         return port
 
 
-def health_events(rec, service: str, health: str) -> list[Any]:  # type: ignore[no-untyped-def]
-    return rec.matching(service, EventKind.HEALTH, health=health)
+H, U = Health.HEALTHY, Health.UNHEALTHY
 
 
-def test_tracker_ignores_failures_in_start_period_and_counts_consecutive() -> None:
-    """Failures inside start_period do not count; `failures` in a row turn it unhealthy."""
-    tracker = HealthTracker(HealthSettings(tcp="x:1", start_period=10, failures=3), now=0)
-    assert [tracker.record(False, t) for t in (1, 2, 3)] == [None, None, None]
-    assert tracker.status == "starting"
-    assert [tracker.record(False, t) for t in (11, 12, 13)] == [None, None, "unhealthy"]
-    assert tracker.record(True, 14) == "healthy"
-    assert tracker.record(False, 15) is None and tracker.record(True, 16) is None
-    assert [tracker.record(False, t) for t in (17, 18, 19)] == [None, None, "unhealthy"]
-
-
-def test_tracker_success_ends_start_period() -> None:
-    """Once healthy, failures count even inside what was the start period."""
-    tracker = HealthTracker(HealthSettings(tcp="x:1", start_period=100, failures=1), now=0)
-    assert tracker.record(True, 1) == "healthy"
-    assert tracker.record(False, 2) == "unhealthy"
+@pytest.mark.parametrize(("settings", "results", "changes"), [
+    # Failures inside start_period do not count; `failures` in a row turn it
+    # unhealthy, one success healthy again.
+    (HealthSettings(tcp="x:1", start_period=10, failures=3),
+     [(False, 1), (False, 2), (False, 3), (False, 11), (False, 12), (False, 13), (True, 14),
+      (False, 15), (True, 16), (False, 17), (False, 18), (False, 19)],
+     [None, None, None, None, None, U, H, None, None, None, None, U]),
+    # A success ends the start period at once.
+    (HealthSettings(tcp="x:1", start_period=100, failures=1),
+     [(True, 1), (False, 2)], [H, U]),
+    # A heartbeat check's start period lasts at least one heartbeat period.
+    (HealthSettings(heartbeat=5, start_period=1, failures=1),
+     [(False, 1), (False, 2), (False, 4.9), (False, 5.1)], [None, None, None, U]),
+])
+def test_tracker_turns_probe_results_into_health_changes(
+        settings: HealthSettings, results: list[tuple[bool, float]],
+        changes: list[Health | None]) -> None:
+    """Probe results at given times (the clock passed in) give exactly these changes."""
+    tracker = HealthTracker(settings, now=0)
+    assert tracker.status is Health.STARTING
+    assert [tracker.record(ok, t) for ok, t in results] == changes
 
 
 def test_http_probe_restarts_after_failures(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
@@ -78,25 +83,23 @@ def test_http_probe_restarts_after_failures(tmp_path: Path, run) -> None:  # typ
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy")
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
             first = sup.status(["web"])[0]
-            assert first.health == "healthy" and first.to_dict()["health"] == "healthy"
+            assert first.health is Health.HEALTHY and first.to_dict()["health"] == "healthy"
             fail.touch()
-            unhealthy = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                           and e.fields["health"] == "unhealthy")
-            assert unhealthy[0].fields["failures"] == 3
+            unhealthy = await rec.wait(EventKind.HEALTH, health=Health.UNHEALTHY)
+            assert unhealthy[0].payload.failures == 3
             assert "HTTP 500, expected 2xx" in unhealthy[0].message
             stopping = await rec.wait_state("web", "stopping")
             assert stopping[0].message.startswith("stopping: restarting: unhealthy: HTTP 500")
             fail.unlink()
             # A new process, healthy again.
             await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy" and e.fields["pid"]
-                               != first.pid)
+                               and e.payload.health is Health.HEALTHY
+                               and e.payload.pid != first.pid)
             again = sup.status(["web"])[0]
             assert again.pid != first.pid and again.restarts == 1
-            assert again.state is State.RUNNING and again.health == "healthy"
+            assert again.state is State.RUNNING and again.health is Health.HEALTHY
         # The server saw exactly three failing probes before the restart.
         log = (tmp_path / "logs" / "web.out.log").read_text()
         served = log.splitlines()
@@ -117,15 +120,12 @@ def test_http_expect_status_and_body(tmp_path: Path, run) -> None:  # type: igno
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy")
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
             body.write_text("status: draining")
-            bad = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                     and e.fields["health"] == "unhealthy")
+            bad = await rec.wait(EventKind.HEALTH, health=Health.UNHEALTHY)
             assert "lacks 'ready'" in bad[0].message
             body.write_text("status: ready")
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy", count=2)
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY, count=2)
             assert sup.status(["web"])[0].restarts == 0
             assert not rec.matching("web", EventKind.STATE, state="stopping")
             assert not rec.matching("web", EventKind.ALERT)
@@ -157,15 +157,13 @@ def test_tcp_probe_turns_unhealthy_when_the_port_closes(tmp_path: Path, run) -> 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
             await rec.wait_state("db", "running")
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy")
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
             gate.touch()
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "unhealthy")
-            alert = await rec.wait_for(lambda e: e.kind is EventKind.ALERT)
+            await rec.wait(EventKind.HEALTH, health=Health.UNHEALTHY)
+            alert = await rec.wait(EventKind.ALERT, "db")
             assert alert[0].fields["alert"] == "unhealthy"
             status = sup.status(["db"])[0]
-            assert status.state is State.RUNNING and status.health == "unhealthy"
+            assert status.state is State.RUNNING and status.health is Health.UNHEALTHY
             assert status.restarts == 0
 
     run(scenario())
@@ -185,13 +183,11 @@ def test_command_probe_runs_in_the_services_environment(tmp_path: Path, run) -> 
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            bad = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                     and e.fields["health"] == "unhealthy")
+            bad = await rec.wait(EventKind.HEALTH, health=Health.UNHEALTHY)
             assert "exit code 3" in bad[0].message
             flag.touch()
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy")
-            assert sup.status(["job"])[0].health == "healthy"
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
+            assert sup.status(["job"])[0].health is Health.HEALTHY
 
     run(scenario())
 
@@ -215,27 +211,17 @@ def test_heartbeat_that_stops_turns_unhealthy(tmp_path: Path, run) -> None:  # t
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            healthy = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                         and e.fields["health"] == "healthy")
+            healthy = await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
             gate.touch()
-            bad = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                     and e.fields["health"] == "unhealthy")
+            bad = await rec.wait(EventKind.HEALTH, health=Health.UNHEALTHY)
             assert "no heartbeat for" in bad[0].message
-            assert bad[0].fields["pid"] == healthy[0].fields["pid"]
+            assert bad[0].payload.pid == healthy[0].payload.pid
             await rec.wait_state("beat", "stopping")
             gate.unlink()
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy", count=2)
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY, count=2)
             assert sup.status(["beat"])[0].restarts == 1
 
     run(scenario())
-
-
-def test_tracker_gives_a_heartbeat_check_one_period_to_send_the_first() -> None:
-    """A heartbeat check's start period lasts at least one heartbeat period."""
-    tracker = HealthTracker(HealthSettings(heartbeat=5, start_period=1, failures=1), now=0)
-    assert [tracker.record(False, t) for t in (1, 2, 4.9)] == [None, None, None]
-    assert tracker.record(False, 5.1) == "unhealthy"
 
 
 def test_no_heartbeat_at_all_is_never_healthy(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
@@ -248,10 +234,9 @@ def test_no_heartbeat_at_all_is_never_healthy(tmp_path: Path, run) -> None:  # t
 
     async def scenario() -> None:
         async with supervised(cfg) as (_, rec):
-            bad = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                     and e.fields["health"] == "unhealthy")
+            bad = await rec.wait(EventKind.HEALTH, health=Health.UNHEALTHY)
             assert "no heartbeat yet" in bad[0].message
-            assert health_events(rec, "mute", "healthy") == []
+            assert rec.matching("mute", EventKind.HEALTH, health="healthy") == []
 
     run(scenario())
 
@@ -279,21 +264,20 @@ def test_a_notify_service_is_checked_from_ready_on(tmp_path: Path, run) -> None:
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
             await rec.wait_state("slow", "starting")
-            assert sup.status(["slow"])[0].health == "starting"
-            healthy = await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                                         and e.fields["health"] == "healthy")
+            assert sup.status(["slow"])[0].health is Health.STARTING
+            healthy = await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
             ready = rec.matching("slow", EventKind.NOTIFY, report="ready")
             assert ready and rec.events.index(ready[0]) < rec.events.index(healthy[0])
-            assert health_events(rec, "slow", "unhealthy") == []
+            assert rec.matching("slow", EventKind.HEALTH, health="unhealthy") == []
             assert sup.status(["slow"])[0].restarts == 0
 
     run(scenario())
 
 
+@pytest.mark.skipif(not hasattr(socket, "SO_PASSCRED"),
+                    reason="systemd's notify socket is Linux-only")
 def test_systemd_watchdog_counts_as_heartbeat(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """WATCHDOG=1 on NOTIFY_SOCKET feeds the heartbeat check; WATCHDOG_USEC tells its period."""
-    if not hasattr(socket, "SO_PASSCRED"):
-        return
     code = """
         import os, socket, time
         path = os.environ["NOTIFY_SOCKET"]
@@ -309,9 +293,8 @@ def test_systemd_watchdog_counts_as_heartbeat(tmp_path: Path, run) -> None:  # t
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.HEALTH
-                               and e.fields["health"] == "healthy")
-            assert sup.status(["wd"])[0].health == "healthy"
+            await rec.wait(EventKind.HEALTH, health=Health.HEALTHY)
+            assert sup.status(["wd"])[0].health is Health.HEALTHY
 
     run(scenario())
 
@@ -348,7 +331,7 @@ def test_depends_on_waits_for_a_healthy_dependency(tmp_path: Path, run) -> None:
             await rec.wait_state("app", "running")
             healthy = rec.matching("db", EventKind.HEALTH, health="healthy")
             spawned = [e for e in rec.matching("app", EventKind.STATE, state="starting")
-                       if e.fields["pid"]]
+                       if e.payload.pid]
             assert healthy and spawned
             assert rec.events.index(healthy[0]) < rec.events.index(spawned[0])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from procward.config import LogSettings
-from procward.engine import EventKind, State
+from procward.engine import EventKind, LogDropped, LogResumed, Payload, State
 from procward.engine._logs import LogWriter, RotationWorker
 from procward.testing import make_config, python, supervised
 
@@ -250,13 +251,14 @@ def test_unwritable_log_folder_leaves_the_service_running(tmp_path: Path, run, k
         async def scenario() -> None:
             async with supervised(cfg) as (sup, rec):
                 await rec.wait_state("talker", "running")
-                dropped = await rec.wait_for(lambda e: e.kind is EventKind.LOG_DROPPED)
+                dropped = await rec.wait(EventKind.LOG_DROPPED)
                 assert dropped[0].service == "talker"
-                writer = sup.instances()[0].stdout_log
+                assert dropped[0].payload.file == str(folder / "talker.out.log")
+                writer = sup.instances()[0].setup.stdout_log
                 # every line the child printed was either written or counted as dropped
                 total = sum(len(f"line {i} {'y' * 80}\n") for i in range(4000)) + len("done\n")
                 while writer.bytes_written + writer.bytes_dropped < total:
-                    await __import__("asyncio").sleep(0.05)
+                    await asyncio.sleep(0.05)  # counters: no event tells of them
                 assert writer.bytes_dropped > 0
                 assert writer.bytes_written + writer.bytes_dropped == total
                 assert sup.status(["talker"])[0].state is State.RUNNING
@@ -268,19 +270,21 @@ def test_unwritable_log_folder_leaves_the_service_running(tmp_path: Path, run, k
 def test_writing_resumes_when_the_folder_becomes_writable(tmp_path: Path) -> None:
     """After a failure the writer retries, resumes, and reports how much was dropped."""
     now = [1000.0]
-    problems: list[tuple[str, dict[str, object]]] = []
+    problems: list[Payload] = []
     blocker = tmp_path / "logs"
     blocker.write_text("a file where the folder should be")
     w = LogWriter(blocker / "r.log", LogSettings(), clock=lambda: now[0],
-                  on_problem=lambda kind, msg, fields: problems.append((kind, fields)))
+                  on_problem=lambda payload, message: problems.append(payload))
     w.feed(b"lost\n")
     blocker.unlink()
     w.feed(b"lost too, retry not due\n")
     now[0] += 2
     w.feed(b"kept\n")
     w.close()
-    assert [k for k, _ in problems] == ["log_dropped", "log_resumed"]
-    assert problems[1][1]["dropped_bytes"] == len(b"lost\n") + len(b"lost too, retry not due\n")
+    path = str(blocker / "r.log")
+    assert [type(p) for p in problems] == [LogDropped, LogResumed]
+    assert problems[0].file == path
+    assert problems[1] == LogResumed(path, len(b"lost\n") + len(b"lost too, retry not due\n"))
     assert (blocker / "r.log").read_bytes() == b"kept\n"
 
 
@@ -317,7 +321,7 @@ def test_bytes_captured_counts_every_stream(tmp_path: Path, run) -> None:  # typ
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.EXIT, count=2)
+            await rec.wait(EventKind.EXIT, count=2)
             assert Control(sup).bytes_captured() == 2 * (3000 + 500)
 
     run(scenario())

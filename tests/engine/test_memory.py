@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from procward.engine import EventKind
+from procward.engine import EventKind, State
 from procward.testing import make_config, python, supervised
 
 MIB = 1024 * 1024
@@ -36,17 +36,17 @@ def test_memory_hog_tree_is_restarted(tmp_path: Path, run) -> None:  # type: ign
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
             first = await rec.wait_state("hog", "starting")
-            event = await rec.wait_for(lambda e: e.kind is EventKind.MEMORY_MAX)
-            assert event[0].service == "hog"
-            assert event[0].fields["rss"] > 100 * MIB
-            assert event[0].fields["memory_max"] == 100 * MIB
+            event = await rec.wait(EventKind.MEMORY_MAX)
+            over = event[0].payload
+            assert event[0].service == "hog" and over.pid == first[0].payload.pid
+            assert over.rss > 100 * MIB and over.memory_max == 100 * MIB
             assert "over memory_max" in event[0].message
             stopping = await rec.wait_state("hog", "stopping")
             assert "restarting: memory" in stopping[0].message
             respawn = await rec.wait_for(
                 lambda e: e.service == "hog" and e.kind is EventKind.STATE
-                and e.fields["state"] == "starting" and e.fields["pid"]
-                and e.fields["pid"] != first[0].fields["pid"])
+                and e.payload.state is State.STARTING and e.payload.pid
+                and e.payload.pid != first[0].payload.pid)
             assert respawn[0].message.startswith("starting: restart: memory")
             assert sup.status(["hog"])[0].restarts >= 1
             assert not rec.matching("calm", EventKind.MEMORY_MAX)

@@ -59,8 +59,7 @@ def test_a_notify_service_started_again_says_why_and_that_it_waits(  # type: ign
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY
-                               and e.fields["report"] == "mainpid")
+            await rec.wait(EventKind.NOTIFY, report="mainpid")
             status = sup.status(["sd"])[0]
             assert status.state is State.STARTING
             assert status.reason == "retry after backoff; waiting for READY"
@@ -79,14 +78,13 @@ def test_sd_notify_program_is_started_only_on_ready(tmp_path: Path, run) -> None
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            mainpid = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY
-                                         and e.fields["report"] == "mainpid")
+            mainpid = await rec.wait(EventKind.NOTIFY, report="mainpid")
             status = sup.status(["sd"])[0]
             # Well past start_seconds, and still not started: READY has not come.
             assert status.state is State.STARTING and status.reason == "waiting for READY"
             assert status.status_text == "loading"
-            assert mainpid[0].fields["main_pid"] == status.pid
-            assert mainpid[0].fields["via"] == "sd_notify"
+            assert mainpid[0].payload.main_pid == status.pid
+            assert mainpid[0].payload.via == "sd_notify"
             gate.touch()
             await rec.wait_state("sd", "running")
             ready = rec.matching("sd", EventKind.NOTIFY, report="ready")
@@ -118,8 +116,7 @@ def test_a_dead_programs_status_goes_with_it(tmp_path: Path, run) -> None:  # ty
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY
-                               and e.fields["report"] == "mainpid")
+            await rec.wait(EventKind.NOTIFY, report="mainpid")
             status = sup.status(["sd"])[0]
             assert status.status_text == "serving requests"
             await rec.wait_state("sd", "backoff")
@@ -170,7 +167,7 @@ def test_datagram_from_a_stranger_is_refused(tmp_path: Path, run) -> None:  # ty
                     "else a; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto("
                     "b'READY=1', a)")
             subprocess.run([sys.executable, "-c", code, address], check=True)
-            rejected = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED)
+            rejected = await rec.wait(EventKind.NOTIFY_REJECTED)
             assert "belongs to no service" in rejected[0].message
             assert sup.status(["waits"])[0].state is State.STARTING
             assert sup.notify_hub.rejected >= 1
@@ -220,7 +217,7 @@ def test_forged_frames_are_refused_and_others_unaffected(tmp_path: Path, run) ->
             procs = [subprocess.Popen(_sender(port, f)) for f in forged]
             for proc in procs:
                 await asyncio.get_running_loop().run_in_executor(None, proc.wait)
-            await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED, count=len(forged))
+            await rec.wait(EventKind.NOTIFY_REJECTED, count=len(forged))
             assert sup.notify_hub.rejected == len(forged)
             assert sup.status(["real"])[0].state is State.STARTING
             # The service's own connection, opened before the attack, still works.
@@ -252,13 +249,13 @@ def test_idle_connections_without_a_secret_are_capped(tmp_path: Path, run) -> No
             await until(lambda: sup.notify_hub._unproven == 64)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             assert await asyncio.wait_for(reader.read(1), 10) == b""  # closed by the hub
-            refused = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED)
-            assert "more than 64 connections" in refused[0].message
+            refused = await rec.wait(EventKind.NOTIFY_REJECTED)
+            assert "more than 64 connections" in refused[0].payload.reason
             writer.close()
             for _, w in held:
                 w.close()
             # Room again once they are gone: a report with the secret still lands.
-            secret = sup.instances()[0]._spec.env["PROCWARD_NOTIFY"].split("#")[1]
+            secret = sup.instances()[0].setup.spec.env["PROCWARD_NOTIFY"].split("#")[1]
             await until(lambda: sup.notify_hub._unproven == 0)
             _, w = await asyncio.open_connection("127.0.0.1", port)
             w.write(encode(Command.STATUS, {"secret": secret, "status": "fine"}))
@@ -332,9 +329,9 @@ def test_mainpid_must_name_a_process_of_the_service(tmp_path: Path, run) -> None
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            refused = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY_REJECTED)
+            refused = await rec.wait(EventKind.NOTIFY_REJECTED, "m")
             assert "is not a process of this service" in refused[0].message
-            taken = await rec.wait_for(lambda e: e.kind is EventKind.NOTIFY)
-            assert taken[0].fields["main_pid"] == sup.status(["m"])[0].pid
+            taken = await rec.wait(EventKind.NOTIFY, "m", report="mainpid")
+            assert taken[0].payload.main_pid == sup.status(["m"])[0].pid
 
     run(scenario())

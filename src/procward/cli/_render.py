@@ -7,19 +7,19 @@ import sys
 import time
 from typing import TextIO
 
-from procward.engine import Event, EventKind
+from procward.engine import Event, EventKind, State, StateChange
 
 __all__ = ["EventPrinter", "use_colour"]
 
 _RESET = "\033[0m"
 _COLOURS = {
-    "running": "\033[32m",   # green
-    "starting": "\033[36m",  # cyan
-    "backoff": "\033[33m",   # yellow
-    "failed": "\033[1;31m",  # bold red
-    "stopping": "\033[35m",
-    "stopped": "\033[2m",    # dim
-    "exited": "\033[2m",
+    State.RUNNING: "\033[32m",   # green
+    State.STARTING: "\033[36m",  # cyan
+    State.BACKOFF: "\033[33m",   # yellow
+    State.FAILED: "\033[1;31m",  # bold red
+    State.STOPPING: "\033[35m",
+    State.STOPPED: "\033[2m",    # dim
+    State.EXITED: "\033[2m",
 }
 _KIND_COLOURS = {
     EventKind.SPAWN_FAILED: "\033[31m",
@@ -52,12 +52,12 @@ class EventPrinter:
         name = event.service or "procward"
         self._width = max(self._width, min(len(name), 32))
         text = event.message
-        if event.kind is EventKind.STATE and event.fields.get("pid") and event.fields.get(
-            "state") in ("starting", "running"):
-            text += f" (pid {event.fields['pid']})"
+        change = event.payload if isinstance(event.payload, StateChange) else None
+        if change is not None and change.pid and change.state in (State.STARTING, State.RUNNING):
+            text += f" (pid {change.pid})"
         if self._colour:
-            colour = (_COLOURS.get(str(event.fields.get("state")), "")
-                      if event.kind is EventKind.STATE else _KIND_COLOURS.get(event.kind, ""))
+            colour = (_KIND_COLOURS.get(event.kind, "") if change is None
+                      else _COLOURS.get(change.state, ""))
             line = f"\033[2m{stamp}\033[0m {name:<{self._width}}  {colour}{text}{_RESET}"
         else:
             line = f"{stamp} {name:<{self._width}}  {text}"

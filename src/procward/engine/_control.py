@@ -10,9 +10,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from procward.config import Config
-from procward.engine._events import Event, EventKind
+from procward.engine._events import PAYLOADS, ControlAction, Event, EventKind, Reload
 from procward.engine._instance import InstanceStatus
 from procward.engine._supervisor import ReloadResult, Supervisor
 from procward.errors import ConfigError
@@ -67,7 +68,8 @@ class Control:
         (stdout or stderr; with merged streams both are the one file)."""
         files = []
         for inst in self.supervisor.select([name]):
-            writer = inst.stderr_log if stream == "stderr" and inst.stderr_log else inst.stdout_log
+            logs = inst.setup
+            writer = logs.stderr_log if stream == "stderr" and logs.stderr_log else logs.stdout_log
             files.append(LogFile(inst.name, writer.path))
         return files
 
@@ -75,7 +77,8 @@ class Control:
         """(service, instance, stream, bytes written, bytes dropped) for every log file."""
         rows = []
         for inst in self.supervisor.instances():
-            for stream, writer in (("stdout", inst.stdout_log), ("stderr", inst.stderr_log)):
+            for stream, writer in (("stdout", inst.setup.stdout_log),
+                                   ("stderr", inst.setup.stderr_log)):
                 if writer is not None:
                     rows.append((inst.service, inst.name, stream,
                                  writer.bytes_written, writer.bytes_dropped))
@@ -92,8 +95,10 @@ class Control:
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         return self.supervisor.subscribe(callback)
 
-    def emit(self, kind: EventKind, message: str, **fields: object) -> None:
-        self.supervisor.emit(Event(kind, message, None, dict(fields)))
+    def emit(self, kind: EventKind, message: str, **fields: Any) -> None:
+        """Record an event of the daemon's own: ``fields`` are the attributes of the
+        kind's payload (``AuthFailure(client, path, attempts)`` for ``auth_failed``)."""
+        self.supervisor.emit(Event.of(PAYLOADS[kind](**fields), message))
 
     # -- act ------------------------------------------------------------------
 
@@ -103,8 +108,8 @@ class Control:
         chosen = self.service_names() if names is None else names
         sup.select(chosen)  # raises UnknownService before anything is done
         label = "all services" if names is None else ", ".join(chosen)
-        sup.emit(Event(EventKind.CONTROL, f"{action} {label} (by {who})", None,
-                       {"action": action, "names": chosen, "by": who}))
+        sup.emit(Event.of(ControlAction(action, who, tuple(chosen)),
+                          f"{action} {label} (by {who})"))
         if action == "start":
             return await sup.start_services(chosen)
         if action == "stop":
@@ -117,8 +122,7 @@ class Control:
         """Read the file again and apply only the difference; a bad file changes nothing."""
         async with self._reload_lock:
             sup = self.supervisor
-            sup.emit(Event(EventKind.CONTROL, f"reload (by {who})", None,
-                           {"action": "reload", "by": who}))
+            sup.emit(Event.of(ControlAction("reload", who), f"reload (by {who})"))
             if self._loader is None:
                 return self._refused(["this daemon was started without a configuration file "
                                       "to reload"])
@@ -129,12 +133,13 @@ class Control:
             except OSError as e:
                 return self._refused([f"{self.config.source}: {e}"])
             result = await sup.apply(new)
-            sup.emit(Event(EventKind.RELOAD, "reload applied", None,
-                           {"ok": True, **result.to_dict()}))
+            sup.emit(Event.of(Reload(True, tuple(result.added), tuple(result.removed),
+                                     tuple(result.changed), tuple(result.unchanged),
+                                     tuple(result.needs_restart)), "reload applied"))
             return ReloadOutcome(True, result)
 
     def _refused(self, problems: list[str]) -> ReloadOutcome:
-        self.supervisor.emit(Event(
-            EventKind.RELOAD, "reload refused: the running configuration is unchanged", None,
-            {"ok": False, "problems": problems}))
+        self.supervisor.emit(Event.of(
+            Reload(False, problems=tuple(problems)),
+            "reload refused: the running configuration is unchanged"))
         return ReloadOutcome(False, None, problems)

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 import psutil
 
 from procward.config import HealthSettings
+from procward.engine._state import Health
 
 __all__ = ["HealthCheck", "HealthTracker", "make_probe"]
 
-STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 # While a service has not yet been seen healthy it is probed at least this often,
 # so a dependent waiting for it starts soon after it is ready, not an interval later.
 _STARTING_INTERVAL = 1.0
@@ -53,22 +53,22 @@ class HealthTracker:
         self._settings = settings
         self._began = now
         self._grace = max(settings.start_period, settings.heartbeat or 0.0)
-        self.status = STARTING
+        self.status = Health.STARTING
         self.consecutive = 0
 
-    def record(self, ok: bool, now: float) -> str | None:
+    def record(self, ok: bool, now: float) -> Health | None:
         """Note one result; return the new status if it changed."""
         if ok:
             self.consecutive = 0
-            return self._become(HEALTHY)
-        if self.status == STARTING and now - self._began < self._grace:
+            return self._become(Health.HEALTHY)
+        if self.status is Health.STARTING and now - self._began < self._grace:
             return None
         self.consecutive += 1
         if self.consecutive >= self._settings.failures:
-            return self._become(UNHEALTHY)
+            return self._become(Health.UNHEALTHY)
         return None
 
-    def _become(self, status: str) -> str | None:
+    def _become(self, status: Health) -> Health | None:
         if status == self.status:
             return None
         self.status = status
@@ -185,11 +185,10 @@ class HealthCheck:
     """Probes one running process every ``interval`` and reports each change of health."""
 
     def __init__(self, settings: HealthSettings, probe: Probe,
-                 on_change: Callable[[str, str, int], None]) -> None:
+                 on_change: Callable[[Health, str, int], None]) -> None:
         self._settings = settings
         self._probe = probe
         self._on_change = on_change
-        self.last_detail = ""
 
     async def run(self) -> None:
         """Probe until cancelled (when the process ends)."""
@@ -198,12 +197,11 @@ class HealthCheck:
         settings = self._settings
         while True:
             ok, detail = await self._attempt()
-            self.last_detail = detail
             changed = tracker.record(ok, loop.time())
             if changed is not None:
                 self._on_change(changed, detail, tracker.consecutive)
             pause = settings.interval
-            if tracker.status == STARTING:
+            if tracker.status is Health.STARTING:
                 pause = min(pause, _STARTING_INTERVAL)
             await asyncio.sleep(pause)
 

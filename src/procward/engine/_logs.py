@@ -26,11 +26,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from procward.config import LogSettings
+from procward.engine._events import LogDropped, LogError, LogResumed, Payload
 
 __all__ = ["LogWriter", "ProblemCallback", "RotationWorker"]
 
-# (kind, message, fields): how a writer tells its owner about trouble.
-ProblemCallback = Callable[[str, str, dict[str, object]], None]
+# (what happened, a message for people): how a writer tells its owner about trouble.
+ProblemCallback = Callable[[Payload, str], None]
 
 _RETRY_AFTER = 1.0
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -252,9 +253,8 @@ class LogWriter:
         if self._failing:
             self._failing = False
             self._on_problem(
-                "log_resumed",
+                LogResumed(str(self.path), self._dropped_since_failure),
                 f"writing {self.path.name} again; {self._dropped_since_failure} bytes were dropped",
-                {"file": str(self.path), "dropped_bytes": self._dropped_since_failure},
             )
             self._dropped_since_failure = 0
         return True
@@ -275,10 +275,9 @@ class LogWriter:
             self._failing = True
             reason = errno.errorcode.get(error.errno or 0, "error")
             self._on_problem(
-                "log_dropped",
+                LogDropped(str(self.path), reason),
                 f"cannot write {self.path}: {error.strerror or error}; dropping output "
                 "(the service keeps running)",
-                {"file": str(self.path), "error": reason},
             )
 
     def _drop(self, n: int) -> None:
@@ -304,8 +303,7 @@ class LogWriter:
                 self._shift("")
                 os.replace(self.path, self._rotated(1, ""))
         except OSError as e:
-            self._on_problem("log_error", f"cannot rotate {self.path}: {e}",
-                             {"file": str(self.path)})
+            self._on_problem(LogError(str(self.path)), f"cannot rotate {self.path}: {e}")
         self._open(now)
 
     def _aside(self, kind: str) -> Path:

@@ -25,8 +25,10 @@ class Watched(Protocol):
     """What the watch needs of an instance."""
 
     name: str
-    pid: int | None
     memory_max: int | None
+
+    @property
+    def pid(self) -> int | None: ...
 
     def memory_exceeded(self, rss: int) -> None: ...
 

@@ -31,7 +31,7 @@ import psutil
 
 from procward._frames import HEADER_SIZE, Command, FrameError, decode_header, decode_payload
 from procward._os import NotifySocket, Platform
-from procward.engine._events import Event, EventKind
+from procward.engine._events import DaemonNote, Event, NotifyRejection
 
 __all__ = ["NotifyHub", "Report", "Reporter"]
 
@@ -62,7 +62,9 @@ class Reporter(Protocol):
     """What the hub needs of an instance: its name, its main pid, where reports go."""
 
     name: str
-    pid: int | None
+
+    @property
+    def pid(self) -> int | None: ...
 
     def notified(self, report: Report) -> None: ...
 
@@ -105,7 +107,7 @@ class NotifyHub:
         # Looked up by the secret itself: str hashes are keyed at random per
         # process, so the lookup's timing tells an outsider nothing usable.
         self._by_secret: dict[str, Reporter] = {}
-        self._reporters: list[Reporter] = []
+        self._secrets: dict[Reporter, str] = {}  # in the order they registered
         self._server: asyncio.Server | None = None
         self._datagrams: NotifySocket | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -123,8 +125,7 @@ class NotifyHub:
         try:
             self._datagrams = self._platform.open_notify_socket(self._state_dir)
         except OSError as e:
-            self._emit(Event(EventKind.DAEMON, f"no NOTIFY_SOCKET for children: {e}", None,
-                             {"error": str(e)}))
+            self._emit(Event.of(DaemonNote(error=str(e)), f"no NOTIFY_SOCKET for children: {e}"))
         if self._datagrams is not None:
             asyncio.get_running_loop().add_reader(self._datagrams.fileno(), self._on_datagram)
 
@@ -147,7 +148,7 @@ class NotifyHub:
         """Take reports for ``reporter``; return the environment its children need."""
         secret = base64.urlsafe_b64encode(os.urandom(24)).decode("ascii")
         self._by_secret[secret] = reporter
-        self._reporters.append(reporter)
+        self._secrets[reporter] = secret
         env = {"PROCWARD_NOTIFY": f"tcp://{_LOOPBACK}:{self.port}#{secret}"}
         if self._datagrams is not None:
             env["NOTIFY_SOCKET"] = self._datagrams.address
@@ -159,9 +160,9 @@ class NotifyHub:
         return None if self._datagrams is None else self._datagrams.address
 
     def unregister(self, reporter: Reporter) -> None:
-        self._by_secret = {k: v for k, v in self._by_secret.items() if v is not reporter}
-        if reporter in self._reporters:
-            self._reporters.remove(reporter)
+        secret = self._secrets.pop(reporter, None)
+        if secret is not None:
+            del self._by_secret[secret]
 
     # -- the framed protocol --------------------------------------------------
 
@@ -249,10 +250,10 @@ class NotifyHub:
         if pid <= 0:
             return None
         # Each child leads its own session; helpers it starts stay in it.
-        for reporter in self._reporters:
+        for reporter in self._secrets:
             if reporter.pid is not None and reporter.pid in (pid, session):
                 return reporter
-        for reporter in self._reporters:
+        for reporter in self._secrets:
             if reporter.pid is not None and in_tree(pid, reporter.pid):
                 return reporter
         return None
@@ -269,5 +270,5 @@ class NotifyHub:
             self._reject_second, self._reject_events = second, 0
         self._reject_events += 1
         if self._reject_events <= _REJECT_EVENTS_PER_SECOND:
-            self._emit(Event(EventKind.NOTIFY_REJECTED, f"refused a report: {reason}", service,
-                             {"reason": reason, "peer": str(peer), "rejected": self.rejected}))
+            self._emit(Event.of(NotifyRejection(reason, str(peer), self.rejected),
+                                f"refused a report: {reason}", service))

@@ -1,4 +1,4 @@
-"""The states a service instance moves through, and which moves are legal.
+"""The states a service instance moves through, which moves are legal, and its health.
 
     stopped ──► starting ──► running ──► stopping ──► stopped
                    │  ▲          │
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["TRANSITIONS", "State"]
+__all__ = ["TRANSITIONS", "Health", "State"]
 
 
 class State(StrEnum):
@@ -44,3 +44,14 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.EXITED: frozenset({_S.STARTING}),
     _S.FAILED: frozenset({_S.STARTING}),
 }
+
+
+class Health(StrEnum):
+    """What the health check of the running process says (an instance without one has none).
+
+    starting ──► healthy ⇄ unhealthy; each process begins at starting again.
+    """
+
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from procward._os import PLATFORM, Platform
 from procward.config import Config, LogSettings, stop_order
 from procward.engine._alerts import AlertManager
-from procward.engine._events import Event, EventBus, EventKind
+from procward.engine._events import DaemonNote, Event, EventBus, Payload
 from procward.engine._instance import Instance, InstanceStatus
 from procward.engine._journal import ChildJournal
 from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._memory import MemoryWatch
 from procward.engine._notify import NotifyHub
-from procward.engine._state import State
+from procward.engine._state import Health, State
 from procward.errors import UnknownService
 
 __all__ = ["ReloadResult", "Supervisor"]
@@ -103,9 +103,9 @@ class Supervisor:
         self.bus.subscribe(self.alerts.on_event)
         self._running = True
         old, new = self.platform.raise_open_files_limit()
-        self.emit(Event(EventKind.DAEMON, f"procward started (pid {os.getpid()})", None,
-                        {"pid": os.getpid(), "config": str(self.config.source),
-                         "open_files_limit": new, "open_files_limit_was": old}))
+        self.emit(Event.of(DaemonNote(pid=os.getpid(), config=str(self.config.source),
+                                      open_files_limit=new, open_files_limit_was=old),
+                           f"procward started (pid {os.getpid()})"))
         self._reap_leftovers()
         self.journal.open()
         self._release_guard = self.platform.guard_children(self.journal.path)
@@ -130,10 +130,9 @@ class Supervisor:
         for leftover in self.journal.leftovers():
             ended = self.platform.reap_leftover(leftover)
             if ended:
-                self.emit(Event(EventKind.DAEMON,
-                                f"ended {ended} process(es) left by a previous procward "
-                                f"(pid {leftover.pid})", leftover.name,
-                                {"pid": leftover.pid, "ended": ended}))
+                self.emit(Event.of(DaemonNote(pid=leftover.pid, ended=ended),
+                                   f"ended {ended} process(es) left by a previous procward "
+                                   f"(pid {leftover.pid})", leftover.name))
 
     async def stop(self) -> None:
         """Stop every service, dependents before their dependencies, then close up."""
@@ -153,13 +152,12 @@ class Supervisor:
         await self.notify_hub.close()
         await self.alerts.close()
         for inst in self.instances():
-            for writer in inst.log_writers:
-                writer.close()
+            inst.close()
         await asyncio.get_running_loop().run_in_executor(None, self.rotation.close)
         self.journal.close()
         if self._release_guard is not None:
             self._release_guard()
-        self.emit(Event(EventKind.DAEMON, "procward stopped", None, {"pid": os.getpid()}))
+        self.emit(Event.of(DaemonNote(pid=os.getpid()), "procward stopped"))
         if self._event_log is not None:
             self._event_log.close()
         release = getattr(self._lock, "release", None)
@@ -228,9 +226,7 @@ class Supervisor:
         going = [inst for n in removed + changed for inst in self._instances.get(n, [])]
         await asyncio.gather(*(inst.stop() for inst in going))
         for inst in going:
-            for writer in inst.log_writers:
-                writer.close()
-            self.notify_hub.unregister(inst)
+            inst.close()
         for n in removed:
             self._instances.pop(n, None)
         self.config = new
@@ -271,7 +267,7 @@ class Supervisor:
             for other in self._instances.get(dep, []):
                 # A dependency with a health check must also be healthy.
                 running = other.state is State.RUNNING and (
-                    other.config.health is None or other.health == "healthy")
+                    other.config.health is None or other.health is Health.HEALTHY)
                 ready = running or (
                     other.state is State.EXITED and other.last_exit is not None
                     and other.last_exit.code in other.config.success_exit_codes
@@ -290,7 +286,7 @@ class Supervisor:
     def _sweep(self) -> None:
         now = time.time()
         for inst in self.instances():
-            for writer in inst.log_writers:
+            for writer in inst.setup.log_writers:
                 writer.close_if_idle(now, _IDLE_CLOSE)
         if self._event_log is not None:
             self._event_log.close_if_idle(now, _IDLE_CLOSE)
@@ -301,6 +297,6 @@ class Supervisor:
         if self._event_log is not None:
             self._event_log.feed((event.to_json() + "\n").encode())
 
-    def _event_log_problem(self, kind: str, message: str, fields: dict[str, object]) -> None:
+    def _event_log_problem(self, payload: Payload, message: str) -> None:
         # The event log cannot report its own trouble into itself.
         print(f"procward: {message}", file=sys.stderr)
