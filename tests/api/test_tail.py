@@ -6,10 +6,11 @@ import asyncio
 import os
 from pathlib import Path
 
-from procward.api._tail import follow, last_lines
+from procward.api._tail import follow, follow_lines, last_lines
 
 
 def test_last_lines(tmp_path: Path) -> None:
+    """last_lines gives the last N lines (the last one possibly partial) and where the file ends."""
     log = tmp_path / "x.log"
     log.write_bytes(b"".join(f"line {i}\n".encode() for i in range(100_000)))
     lines, end = last_lines(log, 3)
@@ -43,3 +44,31 @@ def test_follow_reads_every_file_of_several_rotations(tmp_path: Path) -> None:
         return got
 
     assert asyncio.run(scenario()) == b"0\n1a\n1b\n2a\n2b\n3a\n3b\n"
+
+
+def test_follow_lines_gives_whole_lines_of_each_file_with_its_prefix(tmp_path: Path) -> None:
+    """Several files followed at once: only whole lines come, in order per file, each
+    starting with its file's prefix, and nothing from before the offset."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_bytes(b"before\n")
+    b.write_bytes(b"")
+
+    async def scenario() -> bytes:
+        stream = follow_lines([(b"[a] ", a, a.stat().st_size), (b"[b] ", b, 0)])
+        with open(a, "ab") as f:
+            f.write(b"one\ntw")  # "tw" is not a line yet
+        with open(b, "ab") as f:
+            f.write(b"x\n")
+        got = b""
+        while got.count(b"\n") < 2:
+            got += await asyncio.wait_for(anext(stream), 5)
+        with open(a, "ab") as f:
+            f.write(b"o\n")
+        while got.count(b"\n") < 3:
+            got += await asyncio.wait_for(anext(stream), 5)
+        await stream.aclose()
+        return got
+
+    lines = asyncio.run(scenario()).splitlines()
+    assert [line for line in lines if line.startswith(b"[a] ")] == [b"[a] one", b"[a] two"]
+    assert sorted(lines) == [b"[a] one", b"[a] two", b"[b] x"]

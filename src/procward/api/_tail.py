@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["follow", "last_lines"]
+__all__ = ["follow", "follow_lines", "last_lines"]
 
 _BLOCK = 64 * 1024
 _POLL = 0.1
+# Chunks of lines held for a slow reader before following waits for it.
+_QUEUED = 256
 
 
 def last_lines(path: Path, n: int) -> tuple[list[bytes], int]:
@@ -77,6 +79,30 @@ async def follow(path: Path, offset: int) -> AsyncIterator[bytes]:
     finally:
         if f is not None:
             f.close()
+
+
+async def follow_lines(sources: list[tuple[bytes, Path, int]]) -> AsyncIterator[bytes]:
+    """Follow several files at once (``(prefix, path, offset)`` each), for ever:
+    whole lines as they come, each starting with its file's prefix."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUED)
+
+    async def pump(prefix: bytes, path: Path, offset: int) -> None:
+        partial = b""
+        async for chunk in follow(path, offset):
+            data = partial + chunk
+            cut = data.rfind(b"\n") + 1
+            partial = data[cut:]
+            if cut:
+                await queue.put(b"".join(prefix + line
+                                         for line in data[:cut].splitlines(keepends=True)))
+
+    tasks = [asyncio.create_task(pump(*source)) for source in sources]
+    try:
+        while True:
+            yield await queue.get()
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _open(path: Path) -> BinaryIO | None:
