@@ -202,23 +202,13 @@ async def service_logs(request: Request, who: TokenInfo) -> Response:
         raise _BadRequest("stream must be stdout or stderr")
     following = _bool_param(request, "follow")
     files = _shared(request).control.log_files(request.path_params["name"], stream)
-    head: list[bytes] = []
-    sources = []
-    for lf in files:
-        # With several instances, each line says whose it is.
-        prefix = f"[{lf.instance}] ".encode() if len(files) > 1 else b""
-        lines, end = last_lines(lf.path, n)
-        head.extend(prefix + line for line in lines)
-        sources.append((prefix, lf.path, end))
-    if not following:
-        return Response(b"".join(head), media_type=_TEXT)
-
-    async def body() -> AsyncIterator[bytes]:
-        yield b"".join(head)
-        async for chunk in follow_lines(sources):
-            yield chunk
-
-    return StreamingResponse(body(), media_type=_TEXT)
+    # With several instances, each line says whose it is.
+    sources = [(f"[{lf.instance}] ".encode() if len(files) > 1 else b"", lf.path)
+               for lf in files]
+    if following:
+        return StreamingResponse(follow_lines(sources, n), media_type=_TEXT)
+    head = b"".join(prefix + line for prefix, path in sources for line in last_lines(path, n)[0])
+    return Response(head, media_type=_TEXT)
 
 
 async def _act(request: Request, who: TokenInfo, action: str) -> Response:
