@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def _running(*names: str) -> Any:
 
 
 def test_status_table_and_json(start_daemon: Any) -> None:
+    """`procward status` prints every instance as a table or JSON, one service's instances by
+    name, and exits 2 for an unknown name."""
     d = start_daemon(_services())
     d.wait(_running("ticker", "sleeper:0", "sleeper:1"), "all running")
     table = d.cli("status")
@@ -74,6 +77,8 @@ def test_status_table_and_json(start_daemon: Any) -> None:
 
 
 def test_start_stop_restart_by_name_and_all(start_daemon: Any) -> None:
+    """Start, stop and restart act on the named services or instances, or on all, and each is an
+    event naming the token that asked."""
     d = start_daemon(_services())
     rows = d.wait(_running("ticker", "sleeper:0", "sleeper:1"), "all running")
     first = {n: r["pid"] for n, r in rows.items()}
@@ -111,6 +116,7 @@ def test_start_stop_restart_by_name_and_all(start_daemon: Any) -> None:
 
 
 def test_logs_last_lines_and_stderr(start_daemon: Any) -> None:
+    """`procward logs` sends the last N lines of a service's stdout, or of its stderr when asked."""
     noisy = python("import sys, time\nprint('to out', flush=True)\n"
                    "print('to err', file=sys.stderr, flush=True)\ntime.sleep(600)")
     d = start_daemon(_services(noisy=f"command = {toml_list(noisy)}"))
@@ -162,6 +168,7 @@ keep = 50
 
 
 def test_events_follow_streams_new_events(start_daemon: Any) -> None:
+    """`procward events -f` streams events as they happen; without -f it prints the last N."""
     d = start_daemon(_services())
     d.wait(_running("ticker"), "ticker running")
     follower = subprocess.Popen(
@@ -188,6 +195,8 @@ def test_events_follow_streams_new_events(start_daemon: Any) -> None:
 
 
 def test_reload_applies_only_the_difference(start_daemon: Any) -> None:
+    """A reload starts what was added, stops what was removed, restarts what changed and leaves
+    the rest running."""
     d = start_daemon(_services(gone=f"command = {toml_list(SLEEPER)}\nstart_seconds = 0.1"))
     before = d.wait(_running("ticker", "sleeper:0", "sleeper:1", "gone"), "all running")
     # ticker changes, gone goes, fresh comes, sleeper stays as it is.
@@ -213,6 +222,7 @@ def test_reload_applies_only_the_difference(start_daemon: Any) -> None:
 
 
 def test_a_bad_reload_changes_nothing_and_says_why(start_daemon: Any) -> None:
+    """A reload of a bad file answers 422 with the problems and leaves every service as it was."""
     d = start_daemon(_services())
     before = d.wait(_running("ticker", "sleeper:0", "sleeper:1"), "all running")
     d.write(_services().replace('instances = 2', 'instances = "two"')
@@ -229,6 +239,7 @@ def test_a_bad_reload_changes_nothing_and_says_why(start_daemon: Any) -> None:
 
 
 def test_sighup_reloads(start_daemon: Any) -> None:
+    """SIGHUP to the daemon reloads its configuration file."""
     d = start_daemon(_services())
     d.wait(_running("ticker"), "ticker running")
     d.write(_services(fresh=f"command = {toml_list(SLEEPER)}\nstart_seconds = 0.1"))
@@ -246,12 +257,17 @@ def psutil_alive(pid: int) -> bool:
 
 
 def test_tokens_and_roles(start_daemon: Any) -> None:
+    """Every /v1 path needs a known token, a read token may only look, revoked tokens stop
+    working, and refusals are counted events."""
     d = start_daemon(_services())
     assert d.http("GET", "/healthz", token=None) == (200, {"status": "ok"})
     code, body = d.http("GET", "/v1/services", token=None)
     assert code == 401 and "token" in body["error"]
     assert d.http("GET", "/v1/services", token="pw_not-a-real-token")[0] == 401
     assert d.http("POST", "/v1/stop", token=None, body={"all": True})[0] == 401
+    # Refused before anything else is looked at: no parameter check, no service name.
+    assert d.http("GET", "/v1/services/ticker/logs?n=x", token=None)[0] == 401
+    assert d.http("GET", "/v1/services/nosuch", token=None)[0] == 401
 
     made = d.cli("token", "new", "grafana", "--role", "read")
     assert made.returncode == 0, made.stderr
@@ -287,6 +303,8 @@ def test_tokens_and_roles(start_daemon: Any) -> None:
 
 def test_url_and_token_reach_a_daemon_without_the_config(start_daemon: Any,
                                                          tmp_path: Path) -> None:
+    """PROCWARD_URL and PROCWARD_TOKEN reach a daemon from any folder; a URL without a token is a
+    usage error."""
     d = start_daemon(_services())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -305,6 +323,7 @@ def test_url_and_token_reach_a_daemon_without_the_config(start_daemon: Any,
 
 
 def test_cli_says_when_no_daemon_runs(tmp_path: Path) -> None:
+    """With no daemon at the configured or given address the CLI exits 3 and says so."""
     cfg = tmp_path / "procward.toml"
     cfg.write_text('[services.a]\ncommand = "sleep 1"\n')
     out = subprocess.run([sys.executable, "-m", "procward", "status", "-c", str(cfg)],
@@ -321,6 +340,7 @@ def test_cli_says_when_no_daemon_runs(tmp_path: Path) -> None:
 
 
 def test_a_port_in_use_fails_the_start_before_any_service(tmp_path: Path) -> None:
+    """An API port in use fails the start, naming the address, before any service is spawned."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -337,7 +357,31 @@ def test_a_port_in_use_fails_the_start_before_any_service(tmp_path: Path) -> Non
     assert not marker.exists(), "no service may start when the API cannot"
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("listen", ["[::1]:0", "[::]:0"])
+def test_ipv6_listen_addresses(start_daemon: Any, listen: str) -> None:
+    """The API listens on an IPv6 address, and on [::] on every address, IPv4 ones too."""
+    d = start_daemon(_services(), api=f'listen = "{listen}"\nallow_insecure = true')
+    assert d.url.startswith("http://[::1]:")
+    out = d.cli("status", "--json")
+    assert out.returncode == 0, out.stderr
+    if listen.startswith("[::]"):
+        port = int(d.url.rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as resp:
+            assert resp.status == 200
+
+
 def test_listening_beyond_loopback_needs_tls(tmp_path: Path) -> None:
+    """Listening beyond loopback without TLS or allow_insecure is a configuration error."""
     cfg = tmp_path / "procward.toml"
     cfg.write_text('[api]\nlisten = "0.0.0.0:9771"\n[services.a]\ncommand = "sleep 1"\n')
     out = subprocess.run([sys.executable, "-m", "procward", "run", "-c", str(cfg)],
@@ -348,6 +392,8 @@ def test_listening_beyond_loopback_needs_tls(tmp_path: Path) -> None:
 
 
 def test_metrics(start_daemon: Any) -> None:
+    """/metrics gives each instance's state, restarts, CPU, memory and log byte counters, and
+    needs a token."""
     d = start_daemon(_services())
     d.wait(_running("ticker", "sleeper:0"), "running")
     time.sleep(0.3)
@@ -370,6 +416,7 @@ def test_metrics(start_daemon: Any) -> None:
 
 
 def test_concurrent_status_requests_all_answer(start_daemon: Any) -> None:
+    """Fifty status requests at once are all answered."""
     d = start_daemon(_services())
     results: list[int] = []
 

@@ -11,5 +11,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "api-reference.md"
 
 
 def test_reference_matches_the_document() -> None:
+    """docs/api-reference.md is exactly the served OpenAPI document rendered."""
     assert DOC.read_text(encoding="utf-8") == reference_markdown(openapi_document(__version__)), \
         "run scripts/api-reference to regenerate docs/api-reference.md"

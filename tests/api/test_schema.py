@@ -47,6 +47,8 @@ def _operations(d: RunningDaemon) -> list[Any]:
 
 @pytest.mark.parametrize("authenticated", [True, False], ids=["admin-token", "no-token"])
 def test_every_operation_keeps_its_contract(daemon: RunningDaemon, authenticated: bool) -> None:
+    """Generated requests to every operation, with and without a token, get no 5xx and answers
+    that match the document."""
     operations = _operations(daemon)
     assert len(operations) >= 10, "the document lists every operation"
     headers = {"Authorization": f"Bearer {daemon.token}"} if authenticated else {}

@@ -6,10 +6,11 @@ import asyncio
 import os
 from pathlib import Path
 
-from procward.api._tail import follow, last_lines
+from procward.api._tail import follow, follow_lines, last_lines
 
 
 def test_last_lines(tmp_path: Path) -> None:
+    """last_lines gives the last N lines (the last one possibly partial) and where the file ends."""
     log = tmp_path / "x.log"
     log.write_bytes(b"".join(f"line {i}\n".encode() for i in range(100_000)))
     lines, end = last_lines(log, 3)
@@ -28,7 +29,7 @@ def test_follow_reads_every_file_of_several_rotations(tmp_path: Path) -> None:
 
     async def scenario() -> bytes:
         got = b""
-        stream = follow(log, 0)
+        stream = follow(log, None)
         got += await anext(stream)
         for n in range(1, 4):  # rotate as LogWriter does: shift .N, rename, create
             for k in range(n - 1, 0, -1):
@@ -43,3 +44,56 @@ def test_follow_reads_every_file_of_several_rotations(tmp_path: Path) -> None:
         return got
 
     assert asyncio.run(scenario()) == b"0\n1a\n1b\n2a\n2b\n3a\n3b\n"
+
+
+def test_follow_lines_gives_whole_lines_of_each_file_with_its_prefix(tmp_path: Path) -> None:
+    """Several files followed at once: their last lines first, then only whole new lines,
+    in order per file, each starting with its file's prefix."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_bytes(b"old\nlast\n")
+    b.write_bytes(b"")
+
+    async def scenario() -> list[bytes]:
+        stream = follow_lines([(b"[a] ", a), (b"[b] ", b)], 1)
+        got = [await anext(stream)]
+        with open(a, "ab") as f:
+            f.write(b"one\ntw")  # "tw" is not a line yet
+        with open(b, "ab") as f:
+            f.write(b"x\n")
+        while b"".join(got).count(b"\n") < 3:
+            got.append(await asyncio.wait_for(anext(stream), 5))
+        with open(a, "ab") as f:
+            f.write(b"o\n")
+        while b"".join(got).count(b"\n") < 4:
+            got.append(await asyncio.wait_for(anext(stream), 5))
+        await stream.aclose()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got[0] == b"[a] last\n"
+    lines = b"".join(got[1:]).splitlines()
+    assert [line for line in lines if line.startswith(b"[a] ")] == [b"[a] one", b"[a] two"]
+    assert sorted(lines) == [b"[a] one", b"[a] two", b"[b] x"]
+
+
+def test_follow_lines_loses_nothing_to_a_rotation_before_the_first_look(tmp_path: Path) -> None:
+    """A file rotated just after its last lines were read is followed to its end, then
+    the new file from its start."""
+    log = tmp_path / "x.log"
+    log.write_bytes(b"a\nb\n")
+
+    async def scenario() -> bytes:
+        stream = follow_lines([(b"", log)], 1)
+        got = await anext(stream)
+        # Before following has looked at all: one more line, then a rotation to a
+        # new file longer than the old one was.
+        with open(log, "ab") as f:
+            f.write(b"c\n")
+        os.replace(log, f"{log}.1")
+        log.write_bytes(b"d, longer than the whole old file\n")
+        while got.count(b"\n") < 3:
+            got += await asyncio.wait_for(anext(stream), 5)
+        await stream.aclose()
+        return got
+
+    assert asyncio.run(scenario()) == b"b\nc\nd, longer than the whole old file\n"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from procward.api import _app
+from procward.api import _time_share
 
 
 class _Counter:
@@ -24,19 +24,22 @@ class _Counter:
 
 
 def test_the_meter_calls_fast_output_busy_and_slow_output_quiet() -> None:
+    """The capture meter calls output busy at its threshold rate and quiet below it."""
     counter = _Counter()
-    meter = _app._CaptureMeter(counter)  # type: ignore[arg-type]
-    time.sleep(_app._METER_INTERVAL * 2)
+    meter = _time_share.CaptureMeter(counter)  # type: ignore[arg-type]
+    time.sleep(_time_share._METER_INTERVAL * 2)
     counter.total += 1000  # a trickle
     assert meter.busy() is False
-    time.sleep(_app._METER_INTERVAL * 2)
-    counter.total += 100 * _app._BUSY_CAPTURE  # busy unless this took 100 s
+    time.sleep(_time_share._METER_INTERVAL * 2)
+    counter.total += 100 * _time_share._BUSY_CAPTURE  # busy unless this took 100 s
     assert meter.busy() is True
 
 
 def test_requests_wait_for_their_share_only_while_busy() -> None:
+    """Requests beyond the share wait while capture is busy, never while it is quiet, and no debt
+    outlives a flood."""
     busy = False
-    share = _app._TimeShare(0.1, 0.1, lambda: busy)
+    share = _time_share.TimeShare(lambda: busy, share=0.1, burst=0.1)
 
     async def scenario() -> None:
         nonlocal busy

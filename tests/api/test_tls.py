@@ -61,6 +61,7 @@ def _get(url: str, context: ssl.SSLContext, token: str) -> int:
 
 
 def test_tls(start_daemon: Any, pki: dict[str, Path], tmp_path: Path) -> None:
+    """With tls_cert and tls_key the API speaks only HTTPS, and clients must trust its CA."""
     d = start_daemon(BODY, api=f'listen = "127.0.0.1:0"\ntls_cert = "{pki["cert"]}"\n'
                               f'tls_key = "{pki["key"]}"')
     assert d.url.startswith("https://127.0.0.1:")
@@ -82,6 +83,7 @@ def test_tls(start_daemon: Any, pki: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_mutual_tls(start_daemon: Any, pki: dict[str, Path]) -> None:
+    """With client_ca a client needs a certificate from that CA as well as a token."""
     d = start_daemon(BODY, api=f'listen = "127.0.0.1:0"\ntls_cert = "{pki["cert"]}"\n'
                               f'tls_key = "{pki["key"]}"\nclient_ca = "{pki["ca"]}"')
     with_cert = ssl.create_default_context(cafile=str(pki["ca"]))
@@ -107,6 +109,7 @@ def test_mutual_tls(start_daemon: Any, pki: dict[str, Path]) -> None:
 
 
 def test_bad_tls_files_fail_the_start_clearly(tmp_path: Path, pki: dict[str, Path]) -> None:
+    """TLS files that cannot be loaded fail the start with a message naming the settings."""
     cfg = tmp_path / "procward.toml"
     cfg.write_text(f'[api]\nlisten = "127.0.0.1:0"\ntls_cert = "{pki["ca"]}"\n'
                    f'tls_key = "{pki["ca"]}"\n{BODY}')

@@ -12,6 +12,8 @@ from procward.api import TokenStore
 
 
 def test_local_admin_token_is_made_once_and_kept_hashed(tmp_path: Path) -> None:
+    """The local admin token is made on the first start, kept on later ones, stored hashed and
+    readable only by its owner."""
     store = TokenStore(tmp_path)
     store.ensure_local_admin()
     token = (tmp_path / "admin.token").read_text().strip()
@@ -25,6 +27,8 @@ def test_local_admin_token_is_made_once_and_kept_hashed(tmp_path: Path) -> None:
 
 
 def test_roles_and_revocation(tmp_path: Path) -> None:
+    """A read token may only look, an admin token may do anything, and a replaced or revoked
+    token stops working."""
     store = TokenStore(tmp_path)
     reader = store.new("grafana", "read")
     admin = store.new("ops", "admin")
@@ -44,6 +48,7 @@ def test_roles_and_revocation(tmp_path: Path) -> None:
 
 
 def test_another_process_adding_a_token_is_seen_at_once(tmp_path: Path) -> None:
+    """A token another process adds is accepted at once, without a restart."""
     daemon_side = TokenStore(tmp_path)
     daemon_side.ensure_local_admin()
     made = TokenStore(tmp_path).new("later", "read")  # as `procward token new` does
@@ -51,6 +56,7 @@ def test_another_process_adding_a_token_is_seen_at_once(tmp_path: Path) -> None:
 
 
 def test_a_damaged_file_lets_nobody_in(tmp_path: Path) -> None:
+    """A tokens file that is not valid JSON, or lacks digests, lets no token in."""
     store = TokenStore(tmp_path)
     token = store.new("a", "admin")
     (tmp_path / "tokens.json").write_text("{not json")

@@ -1,19 +1,27 @@
-"""The control API's routes, as a Starlette application over the engine's Control facade.
+"""The control API's routes: module-level handlers over the engine's Control facade,
+as one Starlette application.
 
-Starlette rather than FastAPI: FastAPI brings pydantic into the daemon, which
-costs ~15 MiB of memory for its whole life (the daemon with 200 idle children
-must stay under 50 MiB); the request bodies here are two small shapes,
-checked by hand below, and the OpenAPI document is kept by hand in
-``_openapi.py``.
+What the handlers share (the facade, the token guard, the status answers, the
+status time share, the OpenAPI document) is one ``_Shared`` object in
+``app.state``. A protected handler is wrapped by ``authenticated`` (the token
+and its role: ``_auth.py``), a status handler also by ``time_shared``
+(``_time_share.py``). A bad parameter or an unknown service name raises; the
+application's exception handlers answer 400 or 404.
+
+Starlette rather than FastAPI, which would bring pydantic into the daemon
+(docs/control.md says why): the request bodies are two small shapes checked
+here by hand, and the OpenAPI document is kept by hand in ``_openapi.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,72 +29,104 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from procward import __version__
+from procward.api._auth import Guard
 from procward.api._openapi import openapi_document
-from procward.api._resources import ResourceSampler
-from procward.api._tail import follow, last_lines
+from procward.api._status import StatusAnswers
+from procward.api._tail import follow_lines, last_lines
+from procward.api._time_share import CaptureMeter, TimeShare
 from procward.api._tokens import TokenInfo, TokenStore
-from procward.engine import Control, Event, EventKind
+from procward.engine import Control, Event
 from procward.errors import UnknownService
 
 __all__ = ["build_app"]
 
 Handler = Callable[[Request, TokenInfo], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
+# The most lines a request may ask for (n), as the OpenAPI document says.
 _MAX_LINES = 100_000
-_ALIVE = ("starting", "running", "stopping")
-# Failed attempts from one address: each answer waits longer, up to this.
-_MAX_DELAY = 5.0
-_MAX_TRACKED = 4096
+_TEXT = "text/plain; charset=utf-8"
+_NDJSON = "application/x-ndjson"
+# Events held for a follower that reads slowly; past this it loses events.
+_EVENTS_QUEUED = 10_000
 
 
-def _error(status: int, message: str, detail: object = None) -> JSONResponse:
-    body: dict[str, object] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return JSONResponse(body, status_code=status)
+@dataclass(frozen=True)
+class _Shared:
+    """What every handler of one application reaches, through ``_shared(request)``."""
+
+    control: Control
+    guard: Guard
+    status: StatusAnswers
+    time_share: TimeShare
+    document: dict[str, Any]
 
 
-class _Guard:
-    """Bearer-token checks, the slow-down after failures, and their events."""
+def _shared(request: Request) -> _Shared:
+    return cast(_Shared, request.app.state.procward)
 
-    def __init__(self, tokens: TokenStore, control: Control) -> None:
-        self._tokens = tokens
-        self._control = control
-        self._failures: dict[str, int] = {}
 
-    def protect(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            client = request.client.host if request.client else "?"
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            info = self._tokens.check(token.strip()) if scheme.lower() == "bearer" else None
-            if info is None:
-                return await self._refuse(client, request, bool(header))
-            self._failures.pop(client, None)
-            if not info.allows(request.method):
-                return _error(403, f"token {info.name!r} has role {info.role}; "
-                                   f"{request.method} {request.url.path} needs admin")
-            return await handler(request, info)
+def build_app(control: Control, tokens: TokenStore) -> Starlette:
+    app = Starlette(routes=_ROUTES, exception_handlers={
+        _BadRequest: _bad_request, UnknownService: _unknown_service})
+    app.state.procward = _Shared(
+        control=control, guard=Guard(tokens, control), status=StatusAnswers(control),
+        time_share=TimeShare(CaptureMeter(control).busy),
+        document=openapi_document(__version__))
+    return app
 
-        return endpoint
 
-    async def _refuse(self, client: str, request: Request, had_token: bool) -> Response:
-        count = self._failures.get(client, 0) + 1
-        if len(self._failures) >= _MAX_TRACKED and client not in self._failures:
-            self._failures.clear()
-        self._failures[client] = count
-        self._control.emit(EventKind.AUTH_FAILED,
-                           f"refused {request.method} {request.url.path} from {client}: "
-                           f"{'unknown token' if had_token else 'no token'}",
-                           client=client, path=request.url.path, attempts=count)
-        if had_token:
-            # Guessing gets slower with each wrong token from the same address:
-            # 0.1 s, 0.2 s, 0.4 s ... up to 5 s. A request with no token at all
-            # guesses nothing and is answered at once.
-            await asyncio.sleep(min(_MAX_DELAY, 0.1 * 2 ** (count - 1)))
-        return JSONResponse({"error": "a valid bearer token is needed: "
-                                      "Authorization: Bearer <token>"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+# -- what wraps the handlers ---------------------------------------------------
+
+
+def authenticated(handler: Handler) -> Endpoint:
+    """The endpoint that lets a request reach ``handler`` only with a valid token
+    whose role allows its method (401 or 403 otherwise)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        admitted = await _shared(request).guard.admit(request)
+        if isinstance(admitted, TokenInfo):
+            return await handler(request, admitted)
+        return admitted
+
+    return endpoint
+
+
+def time_shared(handler: Handler) -> Handler:
+    """``handler`` held to the status time share: under a log flood a request waits
+    for its turn, and is charged the time the handler took."""
+
+    @functools.wraps(handler)
+    async def held(request: Request, who: TokenInfo) -> Response:
+        share = _shared(request).time_share
+        await share.wait()
+        started = time.perf_counter()
+        try:
+            return await handler(request, who)
+        finally:
+            share.spend(time.perf_counter() - started)
+
+    return held
+
+
+class _BadRequest(Exception):
+    """A parameter or body the API cannot take: answered 400 with the message."""
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return _error(400, str(exc))
+
+
+async def _unknown_service(request: Request, exc: Exception) -> Response:
+    return _error(404, str(exc))
+
+
+# -- parameters ------------------------------------------------------------------
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
@@ -111,305 +151,146 @@ def _bool_param(request: Request, name: str) -> bool:
     raise _BadRequest(f"{name} must be true or false, got {raw!r}")
 
 
-class _BadRequest(Exception):
-    pass
+async def _chosen(request: Request) -> list[str] | None:
+    """The services a control request names (None: all of them)."""
+    shape = "the body must be {\"names\": [...]} or {\"all\": true}"
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        raise _BadRequest("the body must be JSON: {\"names\": [...]} or {\"all\": true}") from None
+    if not isinstance(body, dict) or len(body) != 1:
+        raise _BadRequest(shape)
+    if "all" in body:
+        if body["all"] is not True:
+            raise _BadRequest(shape)
+        return None
+    names = body.get("names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise _BadRequest("names must be a non-empty list of service names")
+    return names
 
 
-class _TimeShare:
-    """Keeps status requests to a share of the loop's time while services flood
-    their logs, so requests cannot slow log capture: a token bucket of seconds.
-
-    Each answer spends the time it took (plus a fixed allowance for parsing
-    and sending, which happen outside the handler); when the bucket is empty,
-    the next request waits (asleep, costing nothing) until it has refilled.
-    While capture is quiet there is nothing to protect: requests are answered
-    at once and the bucket stays full.
-    """
-
-    def __init__(self, share: float, burst: float, busy: Callable[[], bool]) -> None:
-        self._rate = share
-        self._cap = burst
-        self._tokens = burst
-        self._at = time.monotonic()
-        self._busy = busy
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self._cap, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-
-    async def wait(self) -> None:
-        self._refill()
-        if not self._busy():
-            self._tokens = self._cap
-            return
-        while self._tokens < 0:
-            await asyncio.sleep(-self._tokens / self._rate)
-            self._refill()
-
-    def spend(self, seconds: float) -> None:
-        self._tokens -= seconds + _PER_REQUEST
+# -- the handlers ------------------------------------------------------------------
 
 
-class _CaptureMeter:
-    """Whether the services' output is arriving fast enough that the loop is
-    busy with it: the bytes all log files took, per second, between two looks."""
-
-    def __init__(self, control: Control) -> None:
-        self._control = control
-        self._bytes = control.bytes_captured()
-        self._at = time.monotonic()
-        self._busy = False
-
-    def busy(self) -> bool:
-        now = time.monotonic()
-        if now - self._at >= _METER_INTERVAL:
-            total = self._control.bytes_captured()
-            self._busy = (total - self._bytes) / (now - self._at) >= _BUSY_CAPTURE
-            self._bytes, self._at = total, now
-        return self._busy
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
 
 
-# Under a log flood, status answers may use this share of the daemon's time:
-# about 50 cached answers a second, each waiting its turn asleep. The burst
-# (20 ms of work, some ten answers) is small because it comes on top of the
-# share each time a flood begins.
-_STATUS_SHARE = 0.10
-_STATUS_BURST = 0.02
-# What one request costs the daemon besides the handler: accepting the
-# connection, h11, Starlette's layers, the token check, sending, closing.
-# Measured as the daemon's CPU time over 400 requests (100 services, cached
-# answers, 2-core machine): 1.45 ms one client at a time, 2.05 ms with four.
-_PER_REQUEST = 0.002
-# A cached status answer is reused this long, unless anything happens first.
-_STATUS_TTL = 0.5
-# Output arriving at this rate (bytes a second) or more makes the loop "busy"
-# and the time share apply: a few percent of what one core can capture.
-_BUSY_CAPTURE = 50_000_000
-# The capture rate is measured over at least this long.
-_METER_INTERVAL = 0.01
+async def openapi(request: Request) -> Response:
+    return JSONResponse(_shared(request).document)
 
 
-class _StatusCache:
-    """Encoded status answers, dropped at the next event (a state change, an exit,
-    anything) or after ``_STATUS_TTL``: never stale in state, at most that old in
-    CPU and memory figures. A burst of requests costs one reading of /proc."""
-
-    def __init__(self, control: Control) -> None:
-        self._bodies: dict[tuple[str, ...] | None, tuple[float, bytes]] = {}
-        control.subscribe(lambda event: self._bodies.clear())
-
-    def get(self, key: tuple[str, ...] | None) -> bytes | None:
-        found = self._bodies.get(key)
-        if found is None or time.monotonic() - found[0] > _STATUS_TTL:
-            return None
-        return found[1]
-
-    def put(self, key: tuple[str, ...] | None, body: bytes) -> None:
-        if len(self._bodies) > 256:
-            self._bodies.clear()
-        self._bodies[key] = (time.monotonic(), body)
+@authenticated
+@time_shared
+async def list_services(request: Request, who: TokenInfo) -> Response:
+    return Response(_shared(request).status.body(None), media_type="application/json")
 
 
-def build_app(control: Control, tokens: TokenStore) -> Starlette:
-    guard = _Guard(tokens, control)
-    sampler = ResourceSampler()
-    document = openapi_document(__version__)
+@authenticated
+@time_shared
+async def get_service(request: Request, who: TokenInfo) -> Response:
+    body = _shared(request).status.body([request.path_params["name"]])
+    return Response(body, media_type="application/json")
 
-    def status_rows(names: list[str] | None) -> list[dict[str, Any]]:
-        rows = []
-        live = set()
-        for st in control.status(names):
-            row = st.to_dict()
-            # The pid of an instance that has ended may be another process's by now.
-            alive = st.pid is not None and str(st.state) in _ALIVE
-            usage = sampler.usage(st.pid, st.started_at) if alive else None
-            if alive and st.pid is not None:
-                live.add(st.pid)
-            row["cpu_percent"] = usage.cpu_percent if usage else None
-            row["memory_rss"] = usage.rss if usage else None
-            rows.append(row)
-        if names is None:
-            sampler.forget_except(live)
-        return rows
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+@authenticated
+async def service_logs(request: Request, who: TokenInfo) -> Response:
+    n = _int_param(request, "n", 50)
+    stream = request.query_params.get("stream", "stdout")
+    if stream not in ("stdout", "stderr"):
+        raise _BadRequest("stream must be stdout or stderr")
+    following = _bool_param(request, "follow")
+    files = _shared(request).control.log_files(request.path_params["name"], stream)
+    # With several instances, each line says whose it is.
+    sources = [(f"[{lf.instance}] ".encode() if len(files) > 1 else b"", lf.path)
+               for lf in files]
+    if following:
+        return StreamingResponse(follow_lines(sources, n), media_type=_TEXT)
+    head = b"".join(prefix + line for prefix, path in sources for line in last_lines(path, n)[0])
+    return Response(head, media_type=_TEXT)
 
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(document)
 
-    share = _TimeShare(_STATUS_SHARE, _STATUS_BURST, _CaptureMeter(control).busy)
-    cache = _StatusCache(control)
+async def _act(request: Request, who: TokenInfo, action: str) -> Response:
+    names = await _chosen(request)
+    done = await _shared(request).control.act(action, names, who.name)
+    return JSONResponse({"action": action, "done": done})
 
-    async def status_answer(names: list[str] | None) -> Response:
-        key = None if names is None else tuple(names)
-        await share.wait()
-        body = cache.get(key)
-        if body is None:
-            started = time.perf_counter()
-            body = json.dumps({"services": status_rows(names)},
-                              separators=(",", ":")).encode()
-            cache.put(key, body)
-            share.spend(time.perf_counter() - started)
-        else:
-            share.spend(0.0)
-        return Response(body, media_type="application/json")
 
-    async def services(request: Request, who: TokenInfo) -> Response:
-        return await status_answer(None)
+@authenticated
+async def start_services(request: Request, who: TokenInfo) -> Response:
+    return await _act(request, who, "start")
 
-    async def service(request: Request, who: TokenInfo) -> Response:
+
+@authenticated
+async def stop_services(request: Request, who: TokenInfo) -> Response:
+    return await _act(request, who, "stop")
+
+
+@authenticated
+async def restart_services(request: Request, who: TokenInfo) -> Response:
+    return await _act(request, who, "restart")
+
+
+@authenticated
+async def reload(request: Request, who: TokenInfo) -> Response:
+    outcome = await _shared(request).control.reload(who.name)
+    return JSONResponse(outcome.to_dict(), status_code=200 if outcome.ok else 422)
+
+
+@authenticated
+async def events(request: Request, who: TokenInfo) -> Response:
+    n = _int_param(request, "n", 50)
+    following = _bool_param(request, "follow")
+    control = _shared(request).control
+    if not following:
+        return Response(b"".join(last_lines(control.events_path, n)[0]), media_type=_NDJSON)
+    # Subscribed before the file is read, with no await between, and events are
+    # written as they are emitted: the file's tail and the queue neither overlap
+    # nor leave a gap.
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=_EVENTS_QUEUED)
+
+    def deliver(event: Event) -> None:
         try:
-            return await status_answer([request.path_params["name"]])
-        except UnknownService as e:
-            return _error(404, str(e))
+            queue.put_nowait(event)
+        except asyncio.QueueFull:
+            pass  # a reader this far behind loses events, never the daemon time
 
-    def control_action(action: str) -> Handler:
-        async def act(request: Request, who: TokenInfo) -> Response:
-            try:
-                body = json.loads(await request.body() or b"null")
-            except ValueError:
-                return _error(400, "the body must be JSON: {\"names\": [...]} or {\"all\": true}")
-            shape = "the body must be {\"names\": [...]} or {\"all\": true}"
-            if not isinstance(body, dict) or len(body) != 1:
-                return _error(400, shape)
-            names = body.get("names")
-            if "all" in body:
-                if body["all"] is not True:
-                    return _error(400, shape)
-            elif (not isinstance(names, list) or not names
-                  or not all(isinstance(n, str) for n in names)):
-                return _error(400, "names must be a non-empty list of service names")
-            try:
-                done = await control.act(action, names, who.name)
-            except UnknownService as e:
-                return _error(404, str(e))
-            return JSONResponse({"action": action, "done": done})
+    unsubscribe = control.subscribe(deliver)
+    head = b"".join(last_lines(control.events_path, n)[0])
 
-        return act
-
-    async def reload(request: Request, who: TokenInfo) -> Response:
-        outcome = await control.reload(who.name)
-        return JSONResponse(outcome.to_dict(), status_code=200 if outcome.ok else 422)
-
-    async def logs(request: Request, who: TokenInfo) -> Response:
-        name = request.path_params["name"]
-        n = _int_param(request, "n", 50)
-        stream = request.query_params.get("stream", "stdout")
-        if stream not in ("stdout", "stderr"):
-            return _error(400, "stream must be stdout or stderr")
-        following = _bool_param(request, "follow")
+    async def body() -> AsyncIterator[bytes]:
         try:
-            files = control.log_files(name, stream)
-        except UnknownService as e:
-            return _error(404, str(e))
-        tag = len(files) > 1
+            yield head
+            while True:
+                yield ((await queue.get()).to_json() + "\n").encode()
+        finally:
+            unsubscribe()
 
-        def label(instance: str, line: bytes) -> bytes:
-            return f"[{instance}] ".encode() + line if tag else line
+    return StreamingResponse(body(), media_type=_NDJSON)
 
-        head: list[bytes] = []
-        offsets = []
-        for lf in files:
-            lines, end = last_lines(lf.path, n)
-            head.extend(label(lf.instance, line) for line in lines)
-            offsets.append(end)
-        if not following:
-            return Response(b"".join(head), media_type="text/plain; charset=utf-8")
 
-        async def body() -> AsyncIterator[bytes]:
-            yield b"".join(head)
-            queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=256)
+@authenticated
+async def metrics(request: Request, who: TokenInfo) -> Response:
+    # Imported on the first scrape: a daemon nobody scrapes never pays for it.
+    from procward.api._metrics import render_metrics, snapshot
 
-            async def pump(instance: str, path: Any, offset: int) -> None:
-                partial = b""
-                async for chunk in follow(path, offset):
-                    data = partial + chunk
-                    cut = data.rfind(b"\n") + 1
-                    partial = data[cut:]
-                    if cut:
-                        await queue.put(b"".join(label(instance, line) for line
-                                                 in data[:cut].splitlines(keepends=True)))
+    # The snapshot is taken here, on the loop; the thread only reads /proc and formats.
+    body, content_type = await asyncio.get_running_loop().run_in_executor(
+        None, render_metrics, snapshot(_shared(request).control))
+    return Response(body, media_type=content_type)
 
-            tasks = [asyncio.create_task(pump(lf.instance, lf.path, off))
-                     for lf, off in zip(files, offsets, strict=True)]
-            try:
-                while True:
-                    yield await queue.get()
-            finally:
-                for task in tasks:
-                    task.cancel()
 
-        return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
-
-    async def events(request: Request, who: TokenInfo) -> Response:
-        n = _int_param(request, "n", 50)
-        following = _bool_param(request, "follow")
-        # Subscribe before reading the file, so nothing falls between the two.
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=10_000)
-        unsubscribe = None
-
-        def deliver(event: Event) -> None:
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                pass  # a reader this far behind loses events, never the daemon time
-
-        if following:
-            unsubscribe = control.subscribe(deliver)
-        lines, _ = last_lines(control.events_path, n)
-        head = b"".join(lines)
-        if not following:
-            return Response(head, media_type="application/x-ndjson")
-
-        async def body() -> AsyncIterator[bytes]:
-            # No await lay between subscribing and reading the file, and events are
-            # written as they are emitted: the file's tail and the queue neither
-            # overlap nor leave a gap.
-            try:
-                yield head
-                while True:
-                    event = await queue.get()
-                    if event is not None:
-                        yield (event.to_json() + "\n").encode()
-            finally:
-                if unsubscribe is not None:
-                    unsubscribe()
-
-        return StreamingResponse(body(), media_type="application/x-ndjson")
-
-    async def metrics(request: Request, who: TokenInfo) -> Response:
-        # Imported on the first scrape: a daemon nobody scrapes never pays for it.
-        from procward.api._metrics import render_metrics, snapshot
-
-        # The snapshot is taken here, on the loop; the thread only reads /proc and formats.
-        body, content_type = await asyncio.get_running_loop().run_in_executor(
-            None, render_metrics, snapshot(control))
-        return Response(body, media_type=content_type)
-
-    def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        inner = guard.protect(handler)
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await inner(request)
-            except _BadRequest as e:
-                return _error(400, str(e))
-
-        return endpoint
-
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/services", guarded(services), methods=["GET"]),
-        Route("/v1/services/{name}", guarded(service), methods=["GET"]),
-        Route("/v1/services/{name}/logs", guarded(logs), methods=["GET"]),
-        Route("/v1/start", guarded(control_action("start")), methods=["POST"]),
-        Route("/v1/stop", guarded(control_action("stop")), methods=["POST"]),
-        Route("/v1/restart", guarded(control_action("restart")), methods=["POST"]),
-        Route("/v1/reload", guarded(reload), methods=["POST"]),
-        Route("/v1/events", guarded(events), methods=["GET"]),
-        Route("/metrics", guarded(metrics), methods=["GET"]),
-    ]
-    return Starlette(routes=routes)
+_ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/v1/services", list_services, methods=["GET"]),
+    Route("/v1/services/{name}", get_service, methods=["GET"]),
+    Route("/v1/services/{name}/logs", service_logs, methods=["GET"]),
+    Route("/v1/start", start_services, methods=["POST"]),
+    Route("/v1/stop", stop_services, methods=["POST"]),
+    Route("/v1/restart", restart_services, methods=["POST"]),
+    Route("/v1/reload", reload, methods=["POST"]),
+    Route("/v1/events", events, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

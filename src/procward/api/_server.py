@@ -41,16 +41,15 @@ _UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    # create_server sets SO_REUSEADDR where it means "reuse a port in
+    # TIME_WAIT" (POSIX), not where it would let a second daemon take the port
+    # (Windows). "::" means every address, IPv4 ones included.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    dualstack = host == "::" and socket.has_dualstack_ipv6()
     try:
-        if os.name != "nt":
-            # Windows' SO_REUSEADDR would let a second daemon steal the port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(512)
+        sock = socket.create_server((host, port), family=family, backlog=512,
+                                    dualstack_ipv6=dualstack)
     except OSError as e:
-        sock.close()
         raise ProcwardError(
             f"the control API cannot listen on {host}:{port}: {e.strerror or e}; "
             "choose another [api] listen address, or stop what uses it") from None

@@ -12,44 +12,60 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["follow", "last_lines"]
+__all__ = ["follow", "follow_lines", "last_lines"]
 
 _BLOCK = 64 * 1024
 _POLL = 0.1
+# Chunks of lines held for a slow reader before following waits for it.
+_QUEUED = 256
 
 
 def last_lines(path: Path, n: int) -> tuple[list[bytes], int]:
     """The last ``n`` complete-or-not lines of ``path`` and the file size they end at."""
-    f = _open(path)
+    lines, f = _tail(path, n)
     if f is None:
         return [], 0
     with f:
+        return lines, f.tell()
+
+
+def _tail(path: Path, n: int) -> tuple[list[bytes], BinaryIO | None]:
+    """The last ``n`` lines of ``path``, and the file left open at their end (None
+    when there is no file)."""
+    f = _open(path)
+    if f is None:
+        return [], None
+    try:
         end = f.seek(0, os.SEEK_END)
         if n <= 0:
-            return [], end
+            return [], f
         pos, data = end, b""
         while pos > 0 and data.count(b"\n") <= n:
             step = min(_BLOCK, pos)
             pos -= step
             f.seek(pos)
             data = f.read(step) + data
-        lines = data.splitlines(keepends=True)
-        return lines[-n:], end
+        f.seek(end)
+    except BaseException:
+        f.close()
+        raise
+    return data.splitlines(keepends=True)[-n:], f
 
 
-async def follow(path: Path, offset: int) -> AsyncIterator[bytes]:
-    """Yield what is appended to ``path`` from ``offset`` on, for ever.
+async def follow(path: Path, f: BinaryIO | None) -> AsyncIterator[bytes]:
+    """Yield what is appended to ``path`` after where ``f`` (the file found there,
+    open) stands, for ever; with ``f`` None, all of the file once it appears.
+    Closes the files it opens, and ``f``.
 
-    When the file is rotated (renamed away, a new one created at ``path``), the
-    rest of the old file is read to its end, then any files rotated after it
-    (when several rotations fell between two looks), then the new one, so no
-    line written around a rotation is missed. (With ``compress = true`` the
-    rotated files become ``.gz``; if more than one rotation falls between two
-    looks, the lines of the files between are not followed.)
+    The file stays open from the moment it was found, so a rotation before the
+    first look loses nothing either. When the file is rotated (renamed away, a
+    new one created at ``path``), the rest of the old file is read to its end,
+    then any files rotated after it (when several rotations fell between two
+    looks), then the new one, so no line written around a rotation is missed.
+    (With ``compress = true`` the rotated files become ``.gz``; if more than one
+    rotation falls between two looks, the lines of the files between are not
+    followed.)
     """
-    f = _open(path)
-    if f is not None:
-        f.seek(min(offset, os.fstat(f.fileno()).st_size))
     try:
         while True:
             if f is None:
@@ -77,6 +93,44 @@ async def follow(path: Path, offset: int) -> AsyncIterator[bytes]:
     finally:
         if f is not None:
             f.close()
+
+
+async def follow_lines(sources: list[tuple[bytes, Path]], n: int) -> AsyncIterator[bytes]:
+    """The last ``n`` lines of several files (``(prefix, path)`` each), then their
+    new lines as they come, for ever: whole lines, each starting with its
+    file's prefix."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUED)
+
+    async def pump(prefix: bytes, path: Path, f: BinaryIO | None) -> None:
+        partial = b""
+        async for chunk in follow(path, f):
+            data = partial + chunk
+            cut = data.rfind(b"\n") + 1
+            partial = data[cut:]
+            if cut:
+                await queue.put(b"".join(prefix + line
+                                         for line in data[:cut].splitlines(keepends=True)))
+
+    opened: list[BinaryIO] = []
+    tasks = []
+    try:
+        head: list[bytes] = []
+        for prefix, path in sources:
+            # The tail is read from the file that is then followed, with no
+            # await between: a rotation at any moment loses and repeats nothing.
+            lines, f = _tail(path, n)
+            head.extend(prefix + line for line in lines)
+            if f is not None:
+                opened.append(f)
+            tasks.append(asyncio.create_task(pump(prefix, path, f)))
+        yield b"".join(head)
+        while True:
+            yield await queue.get()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for f in opened:
+            f.close()  # closed already, unless its pump never began
 
 
 def _open(path: Path) -> BinaryIO | None:
