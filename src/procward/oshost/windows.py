@@ -17,10 +17,11 @@ import sys
 # Tells mypy --platform linux that nothing below applies there.
 assert sys.platform == "win32"
 
+import os
 import subprocess
 import time
 import winreg
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -234,6 +235,20 @@ class WindowsServiceManager:
                 win32service.DeleteService(handle)
             except pywintypes.error as e:
                 raise _fail("uninstall", name, e) from None
+
+    def data_folder(self, *, user_scope: bool,
+                    environ: Mapping[str, str] | None = None) -> Path:
+        """``%ProgramData%\\procward`` (``%LOCALAPPDATA%\\procward`` for the user's own,
+        though the SCM has no services of a user's own to install there)."""
+        env = os.environ if environ is None else environ
+        base = (env.get("LOCALAPPDATA") if user_scope else
+                env.get("ProgramData") or env.get("PROGRAMDATA")) or r"C:\ProgramData"
+        return Path(base) / "procward"
+
+    def give_to(self, account: str, paths: Sequence[Path], *, check_only: bool = False) -> None:
+        """Nothing: no ACL is set. The folder keeps what it inherits from its parent
+        (C:\\ProgramData's by default); docs/windows-service.md says what to grant an
+        account other than LocalSystem, with icacls."""
 
     # -- controlling ---------------------------------------------------------------------
 
