@@ -11,8 +11,8 @@ import procward
 from procward.errors import ProcwardError
 
 # Modules that import only on another platform (they assert it first).
-_ELSEWHERE = {"procward._os.windows", "procward.oshost.windows"} if sys.platform != "win32" \
-    else {"procward._os.posix", "procward._os._guardian"}
+_ELSEWHERE = {"procward._os.windows", "procward.oshost.windows", "procward.oshost._windows"} \
+    if sys.platform != "win32" else {"procward._os.posix", "procward._os._guardian"}
 
 
 def _modules() -> list[str]:

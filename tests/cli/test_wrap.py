@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from procward.cli._wrap import MARKER, _give_to, render_config, wrap_folder
+from procward.cli._wrap import MARKER, render_config, wrap_folder
 from procward.config import load
+from procward.oshost import manager
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the systemd backend")
 
@@ -282,7 +283,7 @@ def test_account_owns_the_wrap_folder(tmp_path: Path) -> None:
     assert "User=nobody" in done.stdout.splitlines()
     # What the real wrap does once it has written the folder the dry run printed.
     save_printed(done, folder)
-    _give_to(folder, "nobody")
+    manager().give_to("nobody", [folder, folder / "procward.toml"])
     nobody = pwd.getpwnam("nobody").pw_uid
     assert folder.stat().st_uid == nobody
     assert (folder / "procward.toml").stat().st_uid == nobody

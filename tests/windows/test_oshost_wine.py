@@ -407,7 +407,7 @@ def test_log_reaches_report_event(wine_python: WinePython) -> None:
     """
     code = (
         "import servicemanager\n"
-        "from procward.oshost.windows import EVENT_SOURCE, _ScmReporter\n"
+        "from procward.oshost._windows_host import EVENT_SOURCE, _ScmReporter\n"
         "servicemanager.Initialize(EVENT_SOURCE, servicemanager.__file__)\n"
         "reporter = _ScmReporter(None)\n"
         "reporter.log('error', 'Traceback (most recent call last):\\nRuntimeError: boom')\n"
@@ -458,8 +458,9 @@ def test_a_venv_python_is_registered_as_its_base_interpreter(scm: Scm) -> None:
 
     env = dict(scm.wine.environ(False), __PYVENV_LAUNCHER__=windows_path(launcher))
     code = ("import json, sys, only_in_venv\n"
-            "from procward.oshost.windows import python_for_service\n"
-            "print(json.dumps({'python': python_for_service(), 'prefix': sys.prefix}))\n")
+            "from procward.oshost._windows_accounts import service_python\n"
+            "print(json.dumps({'python': service_python(sys.executable), "
+            "'prefix': sys.prefix}))\n")
     done = subprocess.run(["wine", str(scm.wine.python), "-c", code], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           errors="replace", timeout=60, check=False)

@@ -269,6 +269,19 @@ def test_wrap_sc_start_stop_and_remove(win: Windows) -> None:
     assert win.alive([*pids, daemon], "python") == []
 
 
+def test_wrap_keeps_its_folder_under_programdata(win: Windows) -> None:
+    """Without ``--folder``, ``wrap`` keeps a service's files in
+    ``%ProgramData%\\procward\\wrap\\NAME``; a dry run names it and creates nothing."""
+    programdata = win.run("-c", "import os; print(os.environ['ProgramData'])").stdout.strip()
+    name = win.name("wrapdry")
+    done = win.procward("wrap", name, "--dry-run", "--", win.python, "-c", "pass")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = PureWindowsPath(programdata, "procward", "wrap", name)
+    assert f"# {folder / 'procward.toml'} (--dry-run: not written)" in done.stdout
+    drive_c = Path(win.wine.env["WINEPREFIX"]) / "drive_c"
+    assert not drive_c.joinpath(*folder.parts[1:]).exists()
+
+
 def test_sdk_service_install_sc_start_stop_uninstall(win: Windows) -> None:
     """An SDK script registers ``python.exe SCRIPT host``; the SCM runs its function.
 

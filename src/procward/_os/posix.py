@@ -391,10 +391,9 @@ class PosixPlatform:
 
     def __init__(self) -> None:
         self._found: dict[tuple[str, str | None], str] = {}
-        # Whether a service's folder is the one this process works in, by
-        # (folder, our working directory): posix_spawn cannot set one.
-        self._here: dict[tuple[str, str], bool] = {}
-        self._fast = hasattr(os, "posix_spawn")
+        # Whether os.posix_spawn may be tried (it needs POSIX_SPAWN_SETSID), and
+        # whether the descriptors this process inherited are close-on-exec yet.
+        self._spawn_ok = hasattr(os, "posix_spawn")
         self._sealed = False
 
     def spawn(
@@ -412,10 +411,8 @@ class PosixPlatform:
         before = _spawn_clock()
         popen: subprocess.Popen[bytes] | None = None
         try:
-            pid = None
-            if self._can_posix_spawn(spec, executable, min(out_read, out_write)):
-                pid = self._posix_spawn(spec, executable or spec.argv[0], out_write,
-                                        out_write if spec.merge_stderr else err_write)
+            pid = self._posix_spawn(spec, executable, out_write,
+                                    out_write if spec.merge_stderr else err_write)
             if pid is None:
                 popen = subprocess.Popen(
                     spec.argv,
@@ -447,46 +444,38 @@ class PosixPlatform:
             os.close(err_read)
         return PosixChild(loop, pid, popen, _create_time(pid, before), pipes)
 
-    def _can_posix_spawn(self, spec: SpawnSpec, executable: str | None, lowest_fd: int) -> bool:
-        """Whether ``os.posix_spawn`` can start this program as Popen would.
+    def _posix_spawn(self, spec: SpawnSpec, executable: str | None, out_fd: int,
+                     err_fd: int) -> int | None:
+        """Start ``spec`` through ``os.posix_spawn`` and return its pid, or None where
+        that cannot start it exactly as the Popen below would.
 
-        It takes a quarter of Popen's CPU in the daemon (0.15 ms against
-        0.67 ms a start, timed alone: no Python around the fork), but it cannot
-        set a working directory, so it serves only services that run in the
-        daemon's own (``procward run`` works in its configuration's folder,
-        every service's default). Popen keeps the rest: a program found on a
-        relative PATH entry or not found at all (its search and its error
-        message are Popen's), and pipes that landed on descriptors 0-2 (a
-        daemon started with one of them closed), which the file actions would
-        overwrite.
+        Two ways to start a program, because the start of many services needs
+        the cheaper one: posix_spawn runs no Python around the fork, and
+        without it the start of 500 services missed its target (twice a loop
+        that spawns them; docs/benchmarks.md has the figures). It cannot set a
+        working directory, so it serves the services that run in the daemon's
+        own (``procward run`` works in its configuration's folder, every
+        service's default). Popen keeps the rest: another folder, a bare name
+        ``_which`` left to Popen (not found, or a relative PATH entry: Popen's
+        search and its error message), and pipes that landed on descriptors
+        0-2 (a daemon started with one of them closed), which the file actions
+        below would overwrite.
         """
-        if not self._fast or lowest_fd < 3:
-            return False
+        if not self._spawn_ok or min(out_fd, err_fd) < 3:
+            return None
         if executable is None and os.sep not in spec.argv[0]:
-            return False
-        folder = os.fspath(spec.cwd)
+            return None
         try:
-            here = os.getcwd()
+            if not os.path.samefile(spec.cwd, os.curdir):
+                return None
         except OSError:
-            return False  # our folder is gone; Popen's chdir says what the service's is
-        key = (folder, here)
-        same = self._here.get(key)
-        if same is None:
-            try:
-                same = folder == here or os.path.samefile(folder, here)
-            except OSError:
-                same = False
-            self._here[key] = same
-        return same
-
-    def _posix_spawn(self, spec: SpawnSpec, path: str, out_fd: int, err_fd: int) -> int | None:
-        """The new child's pid, or None where this Python cannot start a session so."""
+            return None  # a folder gone: Popen's chdir says which
         if not self._sealed:
             _seal_inherited_descriptors()
             self._sealed = True
         try:
             return os.posix_spawn(
-                path, spec.argv, spec.env,
+                executable or spec.argv[0], spec.argv, spec.env,
                 file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                               (os.POSIX_SPAWN_DUP2, out_fd, 1),
                               (os.POSIX_SPAWN_DUP2, err_fd, 2)],
@@ -495,7 +484,7 @@ class PosixPlatform:
                 setsid=True,
             )
         except NotImplementedError:
-            self._fast = False  # no POSIX_SPAWN_SETSID here: Popen from now on
+            self._spawn_ok = False  # no POSIX_SPAWN_SETSID here: Popen from now on
             return None
 
     def _which(self, spec: SpawnSpec) -> str | None:

@@ -91,19 +91,9 @@ class _WrapParser(argparse.ArgumentParser):
 
 def wrap_folder(name: str, *, user_scope: bool, environ: dict[str, str] | None = None) -> Path:
     """Where ``wrap`` keeps service ``name``'s configuration, logs and state."""
-    env = dict(os.environ if environ is None else environ)
-    home = Path(os.path.expanduser("~"))
-    if sys.platform == "win32":
-        base = (env.get("LOCALAPPDATA") if user_scope else
-                env.get("ProgramData") or env.get("PROGRAMDATA")) or r"C:\ProgramData"
-        return Path(base) / "procward" / "wrap" / name
-    if sys.platform == "darwin":
-        root = home / "Library" if user_scope else Path("/Library")
-        return root / "Application Support" / "procward" / "wrap" / name
-    if user_scope:
-        state = env.get("XDG_STATE_HOME") or str(home / ".local" / "state")
-        return Path(state) / "procward" / "wrap" / name
-    return Path("/var/lib/procward/wrap") / name
+    from procward.oshost import manager
+
+    return manager().data_folder(user_scope=user_scope, environ=environ) / "wrap" / name
 
 
 def _toml_string(value: str) -> str:
@@ -158,28 +148,6 @@ def _parse_env(items: list[str]) -> dict[str, str]:
     return env
 
 
-def _give_to(folder: Path, account: str, *, check_only: bool = False) -> None:
-    """Make ``folder`` the account's: the daemon runs as it and writes logs and state there.
-
-    ``check_only`` (--dry-run) only makes sure the account exists; LookupError if not.
-    """
-    if sys.platform == "win32":
-        # Nothing here or in the Windows backend sets an ACL: the folder inherits
-        # its parent's (C:\ProgramData's by default). docs/windows-service.md says
-        # what to grant an account other than LocalSystem, with icacls.
-        return
-    import pwd
-
-    try:
-        entry = pwd.getpwnam(account)
-    except KeyError:
-        raise LookupError(account) from None
-    if check_only:
-        return
-    for path in (folder, folder / CONFIG_NAME):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
 def _load_unwritten(text: str) -> Config:
     """Load ``text`` as the service will load its file, from a scratch folder (--dry-run)."""
     from procward.config import load
@@ -229,7 +197,7 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     )
     from procward.config import load, stop_budget
     from procward.errors import ConfigError
-    from procward.oshost import OsHostError
+    from procward.oshost import OsHostError, manager
 
     try:
         env = _parse_env(args.env)
@@ -278,7 +246,8 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             config_path.write_text(text, encoding="utf-8")
         if args.account:
-            _give_to(folder, args.account, check_only=args.dry_run)
+            # The daemon runs as the account and writes its logs and state there.
+            manager().give_to(args.account, [folder, config_path], check_only=args.dry_run)
     except LookupError:
         undo()
         print(f"procward: there is no user {args.account!r} on this system; create it "

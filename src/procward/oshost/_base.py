@@ -10,9 +10,8 @@ One module per platform implements :class:`ServiceManager`; nothing outside
 
 from __future__ import annotations
 
-import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -32,7 +31,6 @@ __all__ = [
     "ServiceStatus",
     "StartType",
     "python_for_service",
-    "run_manager_command",
     "stop_wait",
 ]
 
@@ -137,6 +135,18 @@ class ServiceManager(Protocol):
         """Run ``body`` as the OS service ``name`` (called in the process the manager started)."""
         ...
 
+    def data_folder(self, *, user_scope: bool,
+                    environ: Mapping[str, str] | None = None) -> Path:
+        """Where procward keeps the files of services it installs on this OS (``procward
+        wrap``'s folders): the system's, or with ``user_scope`` the user's. ``environ``
+        stands for ``os.environ``."""
+        ...
+
+    def give_to(self, account: str, paths: Sequence[Path], *, check_only: bool = False) -> None:
+        """Let ``account``, which the service runs as, write ``paths`` (POSIX: chown).
+        LookupError when there is no such account; ``check_only`` checks only that."""
+        ...
+
 
 @runtime_checkable
 class ChecksReach(Protocol):
@@ -166,18 +176,3 @@ class Describes(Protocol):
     """
 
     def describe(self, spec: ServiceSpec) -> str: ...
-
-
-def run_manager_command(command: list[str], *, check: bool = True
-                        ) -> subprocess.CompletedProcess[str]:
-    """Run a service manager's tool (systemctl, launchctl); OsHostError with its own
-    words when it cannot run or, with ``check``, when it fails."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise OsHostError(f"{' '.join(command)} failed: {e}") from None
-    if check and done.returncode != 0:
-        reason = (done.stderr or done.stdout).strip() or f"exit {done.returncode}"
-        raise OsHostError(f"{' '.join(command)} failed: {reason}")
-    return done

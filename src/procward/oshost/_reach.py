@@ -15,12 +15,9 @@ import stat
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from procward.oshost._base import ServiceSpec
-
-__all__ = ["posix_unreachable", "service_paths", "unreachable"]
+__all__ = ["service_paths", "unreachable"]
 
 _READ, _RUN = 4, 1
 
@@ -37,13 +34,6 @@ def service_paths(argv: list[str], working_dir: Path | None) -> list[tuple[Path,
     wanted += [(Path(arg), _READ) for arg in argv[1:] if os.path.isabs(arg) and
                os.path.isfile(arg)]
     return wanted
-
-
-def posix_unreachable(spec: ServiceSpec) -> list[str]:
-    """What a system service's --account cannot reach (systemd's and launchd's check)."""
-    if spec.user_scope or not spec.account or not spec.argv:
-        return []
-    return unreachable(spec.account, service_paths(spec.argv, spec.working_dir))
 
 
 def unreachable(account: str, paths: Iterable[tuple[Path, int]]) -> list[str]:

@@ -12,21 +12,15 @@ from __future__ import annotations
 import os
 import plistlib
 import shutil
-import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from procward.oshost._base import (
-    HostBody,
-    NotPrivileged,
-    OsHostError,
-    ServiceSpec,
-    ServiceStatus,
-    run_manager_command,
-)
+from procward.oshost._base import HostBody, OsHostError, ServiceSpec, ServiceStatus
 from procward.oshost._hosting import StderrReporter, call_body, stop_on_signals
+from procward.oshost._posix import PosixManager, describe_install, run_manager_command
 
 __all__ = ["LaunchdManager", "plist_path", "render_plist"]
 
@@ -97,36 +91,30 @@ def _domain(user_scope: bool) -> str:
     return "system"
 
 
-class LaunchdManager:
+class LaunchdManager(PosixManager):
     """Install, control and host launchd jobs (a LaunchDaemon, or a LaunchAgent with --user)."""
+
+    needs_root = ("a system daemon needs root: run the same command with sudo, or add --user "
+                  "to install an agent of your own")
 
     def install_commands(self, spec: ServiceSpec) -> list[list[str]]:
         path = plist_path(spec.name, user_scope=spec.user_scope)
         return [["launchctl", "bootstrap", _domain(spec.user_scope), str(path)]]
 
-    def unreachable(self, spec: ServiceSpec) -> list[str]:
-        """What a system service's --account cannot reach (warned about at install)."""
-        from procward.oshost._reach import posix_unreachable
-
-        return posix_unreachable(spec)
-
     def describe(self, spec: ServiceSpec) -> str:
-        path = plist_path(spec.name, user_scope=spec.user_scope)
-        commands = "\n".join(" ".join(c) for c in self.install_commands(spec))
-        return f"# {path}\n{render_plist(spec).decode()}\n# then:\n{commands}\n"
+        return describe_install(plist_path(spec.name, user_scope=spec.user_scope),
+                                render_plist(spec).decode(), self.install_commands(spec))
 
-    def check_privileges(self, user_scope: bool) -> None:
-        if not user_scope and sys.platform != "win32" and os.geteuid() != 0:
-            raise NotPrivileged("a system daemon needs root: run the same command with sudo, "
-                                "or add --user to install an agent of your own")
+    def data_folder(self, *, user_scope: bool,
+                    environ: Mapping[str, str] | None = None) -> Path:
+        """``/Library/Application Support/procward``, or the same under ``~/Library``."""
+        root = _home() / "Library" if user_scope else Path("/Library")
+        return root / "Application Support" / "procward"
 
     def check_launchd(self) -> None:
         if shutil.which("launchctl") is None:
             raise OsHostError("launchctl is not installed: launchd is macOS's service manager. "
                               "Run `procward run` from this system's own service manager")
-
-    def _call(self, command: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_manager_command(command, check=check)
 
     def install(self, spec: ServiceSpec) -> None:
         data = render_plist(spec)
@@ -141,38 +129,38 @@ class LaunchdManager:
         path.write_bytes(data)
         path.chmod(0o644)
         for command in self.install_commands(spec):
-            self._call(command)
+            run_manager_command(command)
 
     def uninstall(self, name: str, *, user_scope: bool = False) -> None:
-        _check_label(name)
-        self.check_privileges(user_scope)
-        self.check_launchd()
+        job = self._job(name, user_scope)
         path = plist_path(name, user_scope=user_scope)
         if not path.exists():
             raise OsHostError(f"{name} is not installed (no {path})")
-        self._call(["launchctl", "bootout", f"{_domain(user_scope)}/{name}"], check=False)
+        run_manager_command(["launchctl", "bootout", job], check=False)
         path.unlink()
 
     def start(self, name: str, *, user_scope: bool = False) -> None:
-        _check_label(name)
-        self.check_privileges(user_scope)
-        self.check_launchd()
-        self._call(["launchctl", "kickstart", f"{_domain(user_scope)}/{name}"])
+        run_manager_command(["launchctl", "kickstart", self._job(name, user_scope)])
 
     def stop(self, name: str, *, user_scope: bool = False) -> None:
-        _check_label(name)
-        self.check_privileges(user_scope)
-        self.check_launchd()
         # A clean exit after SIGTERM is not restarted (KeepAlive SuccessfulExit=false).
-        self._call(["launchctl", "kill", "SIGTERM", f"{_domain(user_scope)}/{name}"])
+        run_manager_command(["launchctl", "kill", "SIGTERM", self._job(name, user_scope)])
 
     def status(self, name: str, *, user_scope: bool = False) -> ServiceStatus:
-        _check_label(name)
-        self.check_launchd()
-        done = self._call(["launchctl", "print", f"{_domain(user_scope)}/{name}"], check=False)
+        job = self._job(name, user_scope, privileged=False)
+        done = run_manager_command(["launchctl", "print", job], check=False)
         if done.returncode != 0:
             return ServiceStatus(name, installed=False, state="not installed")
         return parse_print(name, done.stdout)
+
+    def _job(self, name: str, user_scope: bool, *, privileged: bool = True) -> str:
+        """The job as launchctl names it (``DOMAIN/LABEL``), once the label, the rights a
+        change needs (unless not ``privileged``) and launchctl itself are checked."""
+        _check_label(name)
+        if privileged:
+            self.check_privileges(user_scope)
+        self.check_launchd()
+        return f"{_domain(user_scope)}/{name}"
 
     def host(self, name: str, body: HostBody) -> int:
         stop = threading.Event()

@@ -12,22 +12,16 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from procward.oshost._base import (
-    HostBody,
-    NotPrivileged,
-    OsHostError,
-    ServiceSpec,
-    ServiceStatus,
-    run_manager_command,
-)
+from procward.oshost._base import HostBody, OsHostError, ServiceSpec, ServiceStatus
 from procward.oshost._hosting import call_body, stop_on_signals
+from procward.oshost._posix import PosixManager, describe_install, run_manager_command
 
 __all__ = ["MARKER", "SystemdManager", "render_unit", "unit_dir"]
 
@@ -100,9 +94,9 @@ def _environment_line(key: str, value: str) -> str:
 def render_unit(spec: ServiceSpec) -> str:
     """The unit file for ``spec``: Type=notify, watchdog, restart on failure, mixed kill.
 
-    ``TimeoutStopSec`` is ``spec.stop_timeout`` plus ``stop_margin``, so the
-    service always gets to stop its own children before systemd kills the
-    whole control group.
+    ``TimeoutStopSec`` is ``spec.stop_wait`` (its programs' stop budget plus the
+    one margin), so the service always gets to stop its own children before
+    systemd kills the whole control group.
     """
     _check_name(spec.name)
     if spec.user_scope and spec.account:
@@ -164,21 +158,28 @@ def render_unit(spec: ServiceSpec) -> str:
     return "\n".join(unit) + "\n"
 
 
-def unit_dir(user_scope: bool, environ: dict[str, str] | None = None) -> Path:
+def _xdg_home(variable: str, default: str, environ: Mapping[str, str] | None) -> Path:
+    """The user's folder an XDG base directory variable names, or its default under ~."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(variable) or os.path.join(os.path.expanduser("~"), default))
+
+
+def unit_dir(user_scope: bool, environ: Mapping[str, str] | None = None) -> Path:
     """Where a unit is written: the administrator's folder, or the user's."""
     if not user_scope:
         return Path("/etc/systemd/system")
-    env = os.environ if environ is None else environ
-    config_home = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(config_home) / "systemd" / "user"
+    return _xdg_home("XDG_CONFIG_HOME", ".config", environ) / "systemd" / "user"
 
 
 def _systemctl(user_scope: bool, *args: str) -> list[str]:
     return ["systemctl", *(["--user"] if user_scope else []), *args]
 
 
-class SystemdManager:
+class SystemdManager(PosixManager):
     """Install, control and host services under systemd (system or ``--user``)."""
+
+    needs_root = ("a system service needs root: run the same command with sudo, or add "
+                  "--user to install a service of your own (systemctl --user)")
 
     # ---- what would be done (pure) -------------------------------------------------
 
@@ -201,26 +202,18 @@ class SystemdManager:
                 _systemctl(user_scope, "daemon-reload"),
                 _systemctl(user_scope, "reset-failed", unit)]
 
-    def unreachable(self, spec: ServiceSpec) -> list[str]:
-        """What a system service's --account cannot reach (warned about at install)."""
-        from procward.oshost._reach import posix_unreachable
-
-        return posix_unreachable(spec)
-
     def describe(self, spec: ServiceSpec) -> str:
-        path = self.unit_path(spec.name, user_scope=spec.user_scope)
-        commands = "\n".join(" ".join(c) for c in self.install_commands(spec))
-        return f"# {path}\n{render_unit(spec)}\n# then:\n{commands}\n"
+        return describe_install(self.unit_path(spec.name, user_scope=spec.user_scope),
+                                render_unit(spec), self.install_commands(spec))
+
+    def data_folder(self, *, user_scope: bool,
+                    environ: Mapping[str, str] | None = None) -> Path:
+        """``/var/lib/procward``, or the user's ``$XDG_STATE_HOME/procward``."""
+        if not user_scope:
+            return Path("/var/lib/procward")
+        return _xdg_home("XDG_STATE_HOME", os.path.join(".local", "state"), environ) / "procward"
 
     # ---- checks ---------------------------------------------------------------------
-
-    def check_privileges(self, user_scope: bool) -> None:
-        """Raise NotPrivileged when a system unit is wanted and this is not root."""
-        if not user_scope and sys.platform != "win32" and os.geteuid() != 0:
-            raise NotPrivileged(
-                "a system service needs root: run the same command with sudo, "
-                "or add --user to install a service of your own (systemctl --user)"
-            )
 
     def check_systemd(self) -> None:
         """Raise OsHostError unless systemd is the running init system (sd_booted(3))."""
@@ -235,9 +228,6 @@ class SystemdManager:
                 "or another init?). Run `procward run` from whatever starts services here "
                 "instead"
             )
-
-    def _call(self, command: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_manager_command(command, check=check)
 
     # ---- ServiceManager -------------------------------------------------------------
 
@@ -256,7 +246,7 @@ class SystemdManager:
         tmp.chmod(0o644)
         tmp.replace(path)
         for command in self.install_commands(spec):
-            done = self._call(command, check=False)
+            done = run_manager_command(command, check=False)
             if done.returncode != 0:
                 journal = "journalctl --user" if spec.user_scope else "journalctl"
                 raise OsHostError(
@@ -273,10 +263,10 @@ class SystemdManager:
         if not path.read_text(errors="replace").startswith(MARKER):
             raise OsHostError(f"{path} was not written by procward; leaving it alone")
         disable, reload_, reset = self.uninstall_commands(name, user_scope=user_scope)
-        self._call(disable, check=False)  # it may be stopped or disabled already
+        run_manager_command(disable, check=False)  # it may be stopped or disabled already
         path.unlink()
-        self._call(reload_)
-        self._call(reset, check=False)  # fails when the unit never failed
+        run_manager_command(reload_)
+        run_manager_command(reset, check=False)  # fails when the unit never failed
 
     def start(self, name: str, *, user_scope: bool = False) -> None:
         self._control("start", name, user_scope)
@@ -287,7 +277,7 @@ class SystemdManager:
     def _control(self, verb: str, name: str, user_scope: bool) -> None:
         self.check_privileges(user_scope)
         self.check_systemd()
-        done = self._call(_systemctl(user_scope, verb, _unit_name(name)), check=False)
+        done = run_manager_command(_systemctl(user_scope, verb, _unit_name(name)), check=False)
         if done.returncode != 0:
             journal = "journalctl --user" if user_scope else "journalctl"
             raise OsHostError(f"systemctl {verb} {_unit_name(name)} failed: "
@@ -297,7 +287,7 @@ class SystemdManager:
     def status(self, name: str, *, user_scope: bool = False) -> ServiceStatus:
         self.check_systemd()
         unit = _unit_name(name)
-        done = self._call(_systemctl(
+        done = run_manager_command(_systemctl(
             user_scope, "show", unit, "--property=LoadState,ActiveState,SubState,MainPID,"
             "Result,ExecMainStatus"))
         props = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)

@@ -1,16 +1,13 @@
-"""Windows services: registering one with the Service Control Manager, and hosting it.
+"""Windows services: registering one with the Service Control Manager, and controlling it.
 
-This module owns everything procward says to the SCM: creating a service (its
-command line, start type, account, dependencies, recovery, environment),
-starting, stopping, querying and deleting it, and, in the process the SCM
-starts, being that service: python.exe itself calls
-``StartServiceCtrlDispatcher`` through pywin32's ``servicemanager`` (no
-``pythonservice.exe``), runs the body on the SCM's service thread and reports
-START_PENDING / RUNNING / STOP_PENDING with checkpoints as the body asks.
-
-It also knows which python.exe the SCM can run: a venv's ``python.exe`` is a
-launcher that starts the base interpreter as a *child*, which the SCM did not
-start, so the child's ``StartServiceCtrlDispatcher`` fails (error 1063).
+This module owns what procward says to the SCM: creating a service (its
+command line, start type, account, dependencies, recovery, environment, and
+the values the hosted service reads back under its registry key), starting,
+stopping, querying and deleting it. ``WindowsServiceManager`` is the backend
+``procward.oshost.manager()`` returns on Windows; being the service, in the
+process the SCM starts, is ``_windows_host``'s, and who the service runs as
+(accounts, the log-on right, which python.exe, what it can reach) is
+``_windows_accounts``'.
 """
 
 from __future__ import annotations
@@ -22,23 +19,21 @@ assert sys.platform == "win32"
 
 import os
 import subprocess
-import threading
 import time
-import traceback
 import winreg
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import pywintypes
 import servicemanager
 import win32con
 import win32evtlogutil
-import win32security
 import win32service
-import win32serviceutil
 import winerror
 
+from procward.oshost import _windows_accounts as accounts
 from procward.oshost._base import (
     HostBody,
     NotPrivileged,
@@ -46,21 +41,13 @@ from procward.oshost._base import (
     ServiceSpec,
     ServiceStatus,
 )
+from procward.oshost._windows_host import EVENT_SOURCE, host
 
 if TYPE_CHECKING:
     # Stub-only types: the SCM's handles, and a security identifier.
     from _win32typing import PySC_HANDLE, PySID
 
-__all__ = [
-    "EVENT_SOURCE",
-    "WindowsServiceManager",
-    "failure_actions",
-    "python_for_service",
-    "service_python",
-]
-
-# The Event Log source every procward service writes under (Application log).
-EVENT_SOURCE = "procward"
+__all__ = ["EVENT_SOURCE", "WindowsServiceManager", "failure_actions"]
 
 _SERVICES_KEY = r"SYSTEM\CurrentControlSet\Services"
 
@@ -81,29 +68,6 @@ _STATES = {
     win32service.SERVICE_PAUSED: "paused",
 }
 
-# Built-in accounts, by every name users write them with. LocalSystem is the
-# SCM's default, passed as None.
-_BUILTIN_ACCOUNTS: dict[str, str | None] = {
-    "localsystem": None,
-    r".\localsystem": None,
-    r"nt authority\system": None,
-    "localservice": r"NT AUTHORITY\LocalService",
-    r"nt authority\localservice": r"NT AUTHORITY\LocalService",
-    "networkservice": r"NT AUTHORITY\NetworkService",
-    r"nt authority\networkservice": r"NT AUTHORITY\NetworkService",
-}
-
-# Not in pywin32's win32service: the control a service accepting
-# SERVICE_ACCEPT_PRESHUTDOWN receives before the system shutdown proper.
-_SERVICE_CONTROL_PRESHUTDOWN = 0x0000000F
-_SERVICE_ACCEPT_PRESHUTDOWN = 0x00000100
-_ACCEPTED = (win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUTDOWN
-             | _SERVICE_ACCEPT_PRESHUTDOWN)
-
-# How long the SCM is told to wait at first, before the body says more.
-_START_HINT = 30.0
-_STOP_HINT = 30.0  # when install() recorded none
-
 # How long start()/stop() wait without the service's checkpoint moving on, when
 # it gave no longer wait hint.
 _MIN_PATIENCE = 30.0
@@ -115,9 +79,9 @@ _REGISTRY_FALLBACK = {
     win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: "FailureActionsOnNonCrashFailures",
 }
 
-# The right an account needs to run a service (services.msc grants it when you
-# pick an account there; CreateService does not, and the start then fails with 1069).
-_SERVICE_LOGON_RIGHT = "SeServiceLogonRight"
+# What install() records under the service's key for host() to read back.
+_WORKING_DIRECTORY = "WorkingDirectory"
+_STOP_WAIT_HINT = "StopWaitHint"
 
 # Restart three times: the SCM applies the last action to every later failure.
 _RESTART_ACTIONS = 3
@@ -162,185 +126,26 @@ def _no_user_scope(user_scope: bool) -> None:
                           "and run from an elevated prompt (Run as administrator)")
 
 
-def _account(spec: ServiceSpec) -> tuple[str | None, str | None]:
-    """The (account, password) CreateService wants for ``spec.account``."""
-    if spec.account is None:
-        return None, None
-    account = spec.account.strip()
-    lowered = account.lower()
-    if lowered in _BUILTIN_ACCOUNTS:
-        # Built-in accounts have no password; the SCM rejects one.
-        return _BUILTIN_ACCOUNTS[lowered], None
-    if lowered.startswith("nt service\\"):
-        # A virtual account is the service's own identity: it exists only under
-        # its own service's name.
-        if lowered != f"nt service\\{spec.name.lower()}":
-            raise OsHostError(f'account "{account}": a virtual account must be '
-                              f'"NT SERVICE\\{spec.name}", the name of the service itself')
-        return account, None
-    if "\\" not in account and "@" not in account:
-        account = f".\\{account}"  # a bare user name is a local account
-    if spec.password is None and not account.endswith("$"):
-        # Only a group managed service account ("DOMAIN\name$") logs on without one.
-        raise OsHostError(f'account "{account}" needs a password (pass one, or use '
-                          "LocalService, NetworkService or NT SERVICE\\<name>)")
-    return account, spec.password
-
-
-def _account_sid(account: str) -> PySID:
-    """The SID of a user account; OsHostError when there is no such account."""
-    # LookupAccountName does not know "." as "this computer": a bare name is looked
-    # up locally first, as the SCM does.
-    lookup = account.removeprefix(".\\")
-    try:
-        sid, _, _ = win32security.LookupAccountName(None, lookup)
-    except pywintypes.error as e:
-        if e.winerror == winerror.ERROR_NONE_MAPPED:
-            raise OsHostError(f'account "{account}": no such account') from None
-        raise OsHostError(f'account "{account}": {e.strerror} (Windows error {e.winerror})') \
-            from None
-    return sid
-
-
-def _is_user_account(account: str) -> bool:
-    """A user's account, not a built-in or virtual one (LocalSystem is None, not here)."""
-    return not account.lower().startswith(
-        ("nt authority\\", "nt service\\"))
-
-
-def _grant_service_logon(name: str, sid: PySID) -> None:
-    """Give the account ``sid`` the "Log on as a service" right, as services.msc would."""
-    try:
-        # None: this computer's policy (types-pywin32 insists on a name).
-        policy = win32security.LsaOpenPolicy(
-            None,  # type: ignore[arg-type]
-            win32security.POLICY_CREATE_ACCOUNT | win32security.POLICY_LOOKUP_NAMES)
-    except pywintypes.error as e:
-        raise _fail("grant the account of", name, e) from None
-    try:
-        win32security.LsaAddAccountRights(policy, sid, (_SERVICE_LOGON_RIGHT,))
-    except pywintypes.error as e:
-        raise _fail("grant the account of", name, e) from None
-    finally:
-        # types-pywin32 types the handle as int; LsaClose takes the PyLSA_HANDLE it is.
-        win32security.LsaClose(policy)  # type: ignore[arg-type]
-
-
-def _venv_home(python: Path) -> Path | None:
-    """The base interpreter's folder, when ``python`` is a venv's launcher; else None."""
-    for folder in (python.parent, python.parent.parent):
-        cfg = folder / "pyvenv.cfg"
-        try:
-            text = cfg.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip().lower() == "home":
-                return Path(value.strip())
-    return None
-
-
-def service_python(python: str) -> tuple[str, dict[str, str]]:
-    """The interpreter the SCM should run for ``python``, and the environment it needs.
-
-    A venv's ``python.exe`` is a launcher: it runs the base interpreter as a
-    child, so the process the SCM started is not the one that calls
-    ``StartServiceCtrlDispatcher`` (error 1063), and the SCM's stop or kill
-    reaches only the launcher. The base interpreter is registered instead,
-    with ``__PYVENV_LAUNCHER__`` naming the venv's launcher: that is exactly
-    what the launcher itself passes to its child, and CPython's startup then
-    takes the venv's ``pyvenv.cfg`` as its own, so ``site`` adds the venv's
-    site-packages *and* runs their ``.pth`` files (pywin32's among them, which
-    put its DLL folder on the search path). PYTHONPATH would skip those files.
-    """
-    path = Path(python)
-    home = _venv_home(path)
-    if home is None:
-        return python, {}
-    if os.path.normcase(os.path.abspath(python)) == os.path.normcase(sys.executable):
-        base = getattr(sys, "_base_executable", "") or str(home / path.name)
-    else:
-        base = str(home / path.name)
-    if os.path.normcase(os.path.abspath(base)) == os.path.normcase(os.path.abspath(python)):
-        return python, {}
-    return base, {"__PYVENV_LAUNCHER__": str(path)}
-
-
-def python_for_service() -> tuple[str, dict[str, str]]:
-    """This interpreter as the SCM must run it, and the environment it needs (see above)."""
-    return service_python(sys.executable)
-
-
-def _profiles_folder() -> str:
-    """Where user profiles live (C:\\Users unless the machine moved them)."""
-    try:
-        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,
-                            r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList") as key:
-            folder = str(winreg.QueryValueEx(key, "ProfilesDirectory")[0])
-    except OSError:
-        folder = ""
-    return os.path.expandvars(folder) or os.environ.get("SYSTEMDRIVE", "C:") + "\\Users"
-
-
-def _profile_holding(path: Path, profiles: str) -> str | None:
-    """The user profile folder ``path`` lies in, if any."""
-    try:
-        inner = os.path.relpath(os.path.normcase(os.path.abspath(path)),
-                                os.path.normcase(profiles))
-    except ValueError:  # another drive
-        return None
-    if inner == "." or inner.startswith(".."):
-        return None
-    return os.path.join(profiles, inner.split(os.sep)[0])
-
-
 class WindowsServiceManager:
     """Install, control and host services through the Windows Service Control Manager."""
 
     # -- registering ---------------------------------------------------------------------
 
     def unreachable(self, spec: ServiceSpec) -> list[str]:
-        """What the service needs that lies in a user's profile folder, which by default
-        only that user, SYSTEM and Administrators may read (warned about at install).
-
-        A python.org install for one user puts Python in its profile, and a venv
-        made there is in it too: fine for LocalSystem, the default, out of reach
-        for LocalService, NetworkService, NT SERVICE\\<name> or another user.
-        Only the folder is looked at, not the ACLs: a warning, never a refusal.
-        """
-        if spec.account is None or not spec.argv:
-            return []
-        account = spec.account.strip()
-        if _BUILTIN_ACCOUNTS.get(account.lower(), "") is None:  # LocalSystem
-            return []
-        from procward.oshost._reach import service_paths
-
-        profiles = _profiles_folder()
-        own = account.rpartition("\\")[2].lower()
-        # The interpreter the SCM will run (a venv's base python) as well as the venv's.
-        argv = [service_python(spec.argv[0])[0], *spec.argv]
-        problems = []
-        for path in dict.fromkeys(path for path, _ in service_paths(argv, spec.working_dir)):
-            holder = _profile_holding(path, profiles)
-            if holder is not None and os.path.basename(holder).lower() not in (own, "public"):
-                problems.append(
-                    f"the service runs as {account}, which cannot read {path}: it is in the "
-                    f"profile folder {holder}, which by default only its user, SYSTEM and "
-                    "Administrators may read")
-        return problems
+        """What the service's account cannot read (warned about at install)."""
+        return accounts.unreachable(spec)
 
     def install(self, spec: ServiceSpec) -> None:
         """Create the service; on any failure after creation it is deleted again."""
         if not spec.argv:
             raise OsHostError(f'cannot install the service "{spec.name}": no command given')
         _no_user_scope(spec.user_scope)
-        account, password = _account(spec)
+        account, password = accounts.logon_account(spec)
         # A user account is checked before anything is created (Wine's SCM, unlike
         # Windows', accepts any name), and gets its right once the service exists.
-        sid = _account_sid(account) if account is not None and _is_user_account(account) \
-            else None
-        python, env = service_python(spec.argv[0])
+        sid = accounts.account_sid(account) \
+            if account is not None and accounts.is_user_account(account) else None
+        python, env = accounts.service_python(spec.argv[0])
         # The SCM splits the command line as CreateProcess does: quote as the C
         # runtime expects, so paths with spaces survive.
         command = subprocess.list2cmdline([python, *spec.argv[1:]])
@@ -398,21 +203,21 @@ class WindowsServiceManager:
                 # This SCM lacks the level (Windows has had it since Vista; Wine
                 # lacks it): write the value the Windows SCM keeps for it.
                 _set_service_value(name, fallback, winreg.REG_DWORD, 1)
-        values: list[tuple[str, int, int | str | list[str]]] = []
         if env:
             # The SCM adds these to the service's environment (REG_MULTI_SZ of NAME=value).
-            values.append(("Environment", winreg.REG_MULTI_SZ,
-                           [f"{k}={v}" for k, v in env.items()]))
-        for value_name, kind, value in values:
-            _set_service_value(name, value_name, kind, value)
+            _set_service_value(name, "Environment", winreg.REG_MULTI_SZ,
+                               [f"{k}={v}" for k, v in env.items()])
         if sid is not None:
-            _grant_service_logon(name, sid)
+            try:
+                accounts.grant_service_logon(sid)
+            except pywintypes.error as e:
+                raise _fail("grant the account of", name, e) from None
         if spec.working_dir is not None:
             # The SCM starts every service in System32; host() moves there first.
-            _set_service_value(name, r"Parameters\WorkingDirectory", winreg.REG_SZ,
+            _set_service_value(name, f"Parameters\\{_WORKING_DIRECTORY}", winreg.REG_SZ,
                                str(Path(spec.working_dir).resolve()))
         # The wait hint host() gives the SCM when asked to stop, before the body says more.
-        _set_service_value(name, r"Parameters\StopWaitHint", winreg.REG_DWORD,
+        _set_service_value(name, f"Parameters\\{_STOP_WAIT_HINT}", winreg.REG_DWORD,
                            int(spec.stop_wait * 1000))
         try:
             # servicemanager.pyd holds the message resources Event Viewer needs to
@@ -423,26 +228,33 @@ class WindowsServiceManager:
 
     def uninstall(self, name: str, *, user_scope: bool = False) -> None:
         """Stop the service if it runs, then delete it."""
-        _no_user_scope(user_scope)
-        handle = _open_service(name, win32service.SERVICE_STOP | win32con.DELETE
-                               | win32service.SERVICE_QUERY_STATUS, "uninstall")
-        try:
+        with _opened(name, win32service.SERVICE_STOP | win32con.DELETE, "uninstall",
+                     user_scope) as handle:
             _stop(handle, name)
             try:
                 win32service.DeleteService(handle)
             except pywintypes.error as e:
                 raise _fail("uninstall", name, e) from None
-        finally:
-            win32service.CloseServiceHandle(handle)
+
+    def data_folder(self, *, user_scope: bool,
+                    environ: Mapping[str, str] | None = None) -> Path:
+        """``%ProgramData%\\procward`` (``%LOCALAPPDATA%\\procward`` for the user's own,
+        though the SCM has no services of a user's own to install there)."""
+        env = os.environ if environ is None else environ
+        base = (env.get("LOCALAPPDATA") if user_scope else
+                env.get("ProgramData") or env.get("PROGRAMDATA")) or r"C:\ProgramData"
+        return Path(base) / "procward"
+
+    def give_to(self, account: str, paths: Sequence[Path], *, check_only: bool = False) -> None:
+        """Nothing: no ACL is set. The folder keeps what it inherits from its parent
+        (C:\\ProgramData's by default); docs/windows-service.md says what to grant an
+        account other than LocalSystem, with icacls."""
 
     # -- controlling ---------------------------------------------------------------------
 
     def start(self, name: str, *, user_scope: bool = False) -> None:
         """Start the service and wait until it says it runs (or has stopped again)."""
-        _no_user_scope(user_scope)
-        handle = _open_service(name, win32service.SERVICE_START
-                               | win32service.SERVICE_QUERY_STATUS, "start")
-        try:
+        with _opened(name, win32service.SERVICE_START, "start", user_scope) as handle:
             try:
                 win32service.StartService(handle, None)
             except pywintypes.error as e:
@@ -463,33 +275,22 @@ class WindowsServiceManager:
             if status["CurrentState"] == win32service.SERVICE_STOP_PENDING:
                 raise OsHostError(f'the service "{name}" began to stop as it started and '
                                   "is still stopping; see the Event Log (source procward)")
-        finally:
-            win32service.CloseServiceHandle(handle)
 
     def stop(self, name: str, *, user_scope: bool = False) -> None:
         """Ask the service to stop and wait until it has (each wait hint is honoured)."""
-        _no_user_scope(user_scope)
-        handle = _open_service(name, win32service.SERVICE_STOP
-                               | win32service.SERVICE_QUERY_STATUS, "stop")
-        try:
+        with _opened(name, win32service.SERVICE_STOP, "stop", user_scope) as handle:
             _stop(handle, name)
-        finally:
-            win32service.CloseServiceHandle(handle)
 
     def status(self, name: str, *, user_scope: bool = False) -> ServiceStatus:
-        _no_user_scope(user_scope)
         try:
-            handle = _open_service(name, win32service.SERVICE_QUERY_STATUS, "query")
+            with _opened(name, 0, "query", user_scope) as handle:
+                status = _query(handle)
         except OsHostError as e:
             cause = e.__cause__
             if isinstance(cause, pywintypes.error) and \
                     cause.winerror == winerror.ERROR_SERVICE_DOES_NOT_EXIST:
                 return ServiceStatus(name, installed=False, state="not installed")
             raise
-        try:
-            status = _query(handle)
-        finally:
-            win32service.CloseServiceHandle(handle)
         state = _STATES.get(status["CurrentState"], f"state {status['CurrentState']}")
         detail = ""
         if status["CurrentState"] == win32service.SERVICE_STOPPED:
@@ -513,32 +314,11 @@ class WindowsServiceManager:
         SCM (error 1063): then it is a console, and the caller runs in the
         foreground instead.
         """
-        outcome: list[int] = []
         parameters = _parameters(name)
-        stop_hint = parameters.get("StopWaitHint")
-        service_class = _service_class(
-            name, body, outcome,
-            stop_hint / 1000 if isinstance(stop_hint, int) else _STOP_HINT)
-        folder = parameters.get("WorkingDirectory")
-        if isinstance(folder, str):
-            try:
-                os.chdir(folder)
-            except OSError:
-                pass  # the body then runs in System32, and its own errors say what is missing
-        servicemanager.Initialize(EVENT_SOURCE, servicemanager.__file__)
-        servicemanager.PrepareToHostSingle(service_class)
-        try:
-            servicemanager.StartServiceCtrlDispatcher()  # type: ignore[no-untyped-call]
-        except pywintypes.error as e:
-            if e.winerror == winerror.ERROR_FAILED_SERVICE_CONTROLLER_CONNECT:
-                raise OsHostError(
-                    f'"{name}" can only be hosted by the Service Control Manager, and this '
-                    "process was started from a console (Windows error 1063); start the "
-                    "service with `sc start` or the service commands, or run it in the "
-                    "foreground instead") from None
-            raise OsHostError(f'hosting the service "{name}" failed: {e.strerror} '
-                              f"(Windows error {e.winerror})") from None
-        return outcome[0] if outcome else 1
+        folder = parameters.get(_WORKING_DIRECTORY)
+        hint = parameters.get(_STOP_WAIT_HINT)
+        return host(name, body, working_dir=folder if isinstance(folder, str) else None,
+                    stop_hint=hint / 1000 if isinstance(hint, int) else None)
 
 
 def failure_actions(spec: ServiceSpec) -> dict[str, object]:
@@ -575,6 +355,17 @@ def _open_service(name: str, access: int, what: str) -> PySC_HANDLE:
     return handle
 
 
+@contextmanager
+def _opened(name: str, access: int, what: str, user_scope: bool) -> Iterator[PySC_HANDLE]:
+    """The service's handle, with ``access`` and the right to query it, closed after."""
+    _no_user_scope(user_scope)
+    handle = _open_service(name, access | win32service.SERVICE_QUERY_STATUS, what)
+    try:
+        yield handle
+    finally:
+        win32service.CloseServiceHandle(handle)
+
+
 def _set_service_value(name: str, value_name: str, kind: int,
                        value: int | str | list[str]) -> None:
     """Write ``value_name`` (``sub\\name`` for a subkey) under the service's registry key."""
@@ -599,7 +390,7 @@ def _parameters(name: str) -> dict[str, object]:
     try:
         with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,
                             f"{_SERVICES_KEY}\\{name}\\Parameters") as key:
-            for value_name in ("WorkingDirectory", "StopWaitHint"):
+            for value_name in (_WORKING_DIRECTORY, _STOP_WAIT_HINT):
                 try:
                     found[value_name], _ = winreg.QueryValueEx(key, value_name)
                 except OSError:
@@ -663,138 +454,3 @@ def _stop(handle: PySC_HANDLE, name: str) -> None:
     if status["CurrentState"] != win32service.SERVICE_STOPPED:
         raise OsHostError(f'the service "{name}" did not stop in time (state '
                           f"{_STATES.get(status['CurrentState'], '?')}); see the Event Log")
-
-
-# -- the hosted service --------------------------------------------------------------------
-
-
-class _ScmReporter:
-    """A HostReporter speaking to the SCM through the service's status handle."""
-
-    def __init__(self, status_handle: int) -> None:
-        self._handle = status_handle
-        self._lock = threading.Lock()
-        self._checkpoint = 0
-        self._state = win32service.SERVICE_START_PENDING
-        self._wait_hint = 0
-
-    def _report(self, state: int | None, wait_hint: float) -> None:
-        """Report ``state`` (None: the pending state we are in) to the SCM."""
-        with self._lock:
-            if state is None:
-                state = (self._state if self._state == win32service.SERVICE_STOP_PENDING
-                         else win32service.SERVICE_START_PENDING)
-            if self._state == win32service.SERVICE_STOP_PENDING and \
-                    state != win32service.SERVICE_STOP_PENDING:
-                return  # once stopping, a late "ready" must not look like a restart
-            # The checkpoint must rise with every pending report, or the SCM
-            # concludes after the wait hint that the service hangs.
-            pending = state in (win32service.SERVICE_START_PENDING,
-                                win32service.SERVICE_STOP_PENDING)
-            self._checkpoint = self._checkpoint + 1 if pending else 0
-            self._state = state
-            self._wait_hint = max(0, int(wait_hint * 1000))
-            self._send()
-
-    def _send(self) -> None:
-        # Controls are refused while starting (as the SCM expects); then stop,
-        # shutdown and preshutdown are accepted.
-        accepted = 0 if self._state == win32service.SERVICE_START_PENDING else _ACCEPTED
-        try:
-            win32service.SetServiceStatus(self._handle, (
-                win32service.SERVICE_WIN32_OWN_PROCESS, self._state, accepted, 0, 0,
-                self._checkpoint, self._wait_hint))
-        except pywintypes.error:
-            pass  # the SCM has let go of us; the body still ends as it must
-
-    def repeat(self) -> None:
-        """Say again what was said last (the SCM's INTERROGATE control asks for it)."""
-        with self._lock:
-            self._send()
-
-    def pending(self, wait_hint: float) -> None:
-        self._report(None, wait_hint)
-
-    def ready(self) -> None:
-        self._report(win32service.SERVICE_RUNNING, 0)
-
-    def stopping(self, wait_hint: float) -> None:
-        self._report(win32service.SERVICE_STOP_PENDING, wait_hint)
-
-    def alive(self) -> None:
-        pass  # the SCM has no watchdog
-
-    def log(self, level: Literal["info", "warning", "error"], message: str) -> None:
-        write: Callable[[str], None] = {
-            "info": servicemanager.LogInfoMsg,
-            "warning": servicemanager.LogWarningMsg,
-            "error": servicemanager.LogErrorMsg,
-        }[level]
-        try:
-            write(message)
-        except pywintypes.error:
-            pass  # an Event Log that refuses must not end the service
-
-
-class _BodyFailed(Exception):
-    """Raised out of SvcRun so pywin32 reports STOPPED with a service-specific error."""
-
-
-def _service_class(name: str, body: HostBody, outcome: list[int],
-                   stop_hint: float) -> type[win32serviceutil.ServiceFramework]:
-    """A ServiceFramework for ``name`` that runs ``body``; its exit code lands in ``outcome``."""
-
-    class HostedService(win32serviceutil.ServiceFramework):
-        _svc_name_ = name
-        _svc_display_name_ = name
-
-        def __init__(self, args: list[str]) -> None:
-            super().__init__(args)
-            # ServiceFramework names the service as the event source; ours is shared.
-            servicemanager.SetEventSourceName(EVENT_SOURCE)
-            self.stop_event = threading.Event()
-            self.reporter = _ScmReporter(self.ssh)
-
-        def GetAcceptedControls(self) -> int:
-            return _ACCEPTED
-
-        def SvcInterrogate(self) -> None:
-            # pywin32's answer is "RUNNING", even while starting: repeat ours instead.
-            self.reporter.repeat()
-
-        def SvcStop(self) -> None:
-            # On the SCM's control thread: answer at once, the body does the work.
-            self.reporter.stopping(stop_hint)
-            self.stop_event.set()
-
-        def SvcShutdown(self) -> None:
-            self.SvcStop()
-
-        def SvcOtherEx(self, control: int, event_type: int, data: object) -> None:
-            if control == _SERVICE_CONTROL_PRESHUTDOWN:
-                self.SvcStop()
-
-        def SvcRun(self) -> None:
-            # pywin32's own SvcRun reports RUNNING before the body has done
-            # anything; the body says when it is ready instead, and until then
-            # START_PENDING with a rising checkpoint keeps the SCM waiting.
-            self.reporter.pending(_START_HINT)
-            try:
-                code = body(self.stop_event, self.reporter)
-            except SystemExit as e:
-                # sys.exit() in the body means what it means in a script.
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            except BaseException:
-                self.reporter.log("error", f'service "{name}" failed:\n'
-                                  f"{traceback.format_exc()}")
-                code = 1
-            outcome.append(code)
-            self.reporter.stopping(stop_hint)
-            if code != 0:
-                # pywin32 then reports STOPPED with ERROR_SERVICE_SPECIFIC_ERROR,
-                # which with the failure-actions flag sets recovery going. A clean
-                # return reports STOPPED with 0: no recovery.
-                raise _BodyFailed(f'service "{name}" ended with exit code {code}')
-
-    HostedService.__name__ = HostedService.__qualname__ = f"HostedService_{name}"
-    return HostedService

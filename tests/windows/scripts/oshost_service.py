@@ -37,7 +37,7 @@ from procward.oshost.windows import WindowsServiceManager
 
 def deliver_control(control_file: str) -> None:
     """Have the hosted service's control handler receive the control CONTROL_FILE names."""
-    import procward.oshost.windows as backend
+    import procward.oshost._windows_host as backend
 
     make = backend._service_class
 
