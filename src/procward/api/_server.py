@@ -113,13 +113,6 @@ class ApiServer:
         tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
         os.replace(tmp, path)
 
-    @staticmethod
-    def load_web_stack() -> None:
-        """Import what ``serve()`` needs (about 0.1 s), for a caller with time to spare now."""
-        import uvicorn  # noqa: F401
-
-        import procward.api._app  # noqa: F401
-
     async def serve(self) -> None:
         """Answer on the socket ``listen()`` bound."""
         import uvicorn

@@ -22,13 +22,13 @@ printed as JSON ({"error": ...}) and the exit code is 3.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from procward.oshost import HostReporter, OsHostError
@@ -63,34 +63,18 @@ def deliver_control(control_file: str) -> None:
 
 
 def daemon(config_path: str) -> int:
-    from procward._daemon import StopSwitch, run_daemon
-    from procward.config import load
+    from procward._daemon import HostedDaemon
+
+    hosted = HostedDaemon(Path(config_path), None)
 
     def body(stop: threading.Event, reporter: HostReporter) -> int:
         try:
-            return run(stop, reporter)
+            return hosted(stop, reporter)
         except BaseException:
             # Wine's Event Log keeps nothing: leave the traceback beside the config.
             with open(os.path.join(os.path.dirname(config_path), "body-error.txt"), "w") as f:
                 traceback.print_exc(file=f)
             raise
-
-    def run(stop: threading.Event, reporter: HostReporter) -> int:
-        reporter.pending(60)
-        config = load(config_path)
-        switch = StopSwitch()
-
-        def relay() -> None:
-            # The SCM's stop arrives as the event; the daemon's loop hears it as a request.
-            stop.wait()
-            reporter.stopping(30)
-            switch.request("service stop")
-
-        threading.Thread(target=relay, daemon=True).start()
-        return asyncio.run(run_daemon(
-            config, stop_switch=switch, install_signals=False,
-            on_ready=lambda _: reporter.ready(),
-            say=lambda text: reporter.log("info", text)))
 
     return WindowsServiceManager().host(sys.argv[1], body)
 
