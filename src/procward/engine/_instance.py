@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from procward._os import Child, ExitStatus, Platform, SpawnSpec
 from procward.config import ServiceConfig
-from procward.engine._alerts import AlertManager, InstanceRules
 from procward.engine._events import Event, EventKind
 from procward.engine._health import UNHEALTHY, HealthCheck, make_probe
 from procward.engine._journal import ChildJournal
@@ -24,6 +23,7 @@ from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._notify import NotifyHub, Report
 from procward.engine._policy import StartLimit, backoff_delay, is_success, wants_restart
 from procward.engine._state import TRANSITIONS, State
+from procward.engine.alerts import AlertManager, InstanceRules
 from procward.errors import IllegalTransition, SpawnError
 
 if TYPE_CHECKING:
