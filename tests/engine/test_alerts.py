@@ -112,7 +112,7 @@ def test_rule_fires_once_per_cooldown_with_the_matched_lines(tmp_path: Path, run
         ]}}, alerts={"sinks": {"hook": {"type": "webhook", "url": receiver.url}}})
 
     async def scenario() -> None:
-        async with supervised(cfg) as (_, rec):
+        async with supervised(cfg) as (sup, rec):
             bodies = await receiver.received(2)
             # "finished" comes after every ERROR line: all ERROR alerts have fired by now.
             await rec.wait_for(lambda e: e.kind is EventKind.ALERT, count=2)
@@ -124,7 +124,7 @@ def test_rule_fires_once_per_cooldown_with_the_matched_lines(tmp_path: Path, run
             assert errors["count"] == 3 and errors["threshold"] == 3
             assert errors["service"] == "app" and errors["instance"] == "app"
             assert errors["kind"] == "rule" and errors["host"]
-            await asyncio.sleep(0.3)
+            await until(lambda: sup.alerts.delivered == 2)
             assert len(receiver.bodies) == 2
 
     run(scenario())
