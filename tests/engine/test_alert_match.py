@@ -118,7 +118,7 @@ def _patterns() -> st.SearchStrategy[str]:
 @st.composite
 def _rules_and_output(draw: st.DrawFn) -> tuple[list[str], bytes]:
     """Patterns, and output whose lines are random or made to match one of them."""
-    patterns = draw(st.lists(_patterns(), min_size=1, max_size=3))
+    patterns = draw(st.lists(_patterns(), min_size=1, max_size=3, unique=True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         try:
