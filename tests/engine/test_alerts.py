@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
 import textwrap
 import threading
 import time
@@ -15,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from procward.config import AlertRule
-from procward.engine import EventKind
-from procward.engine._alerts import Alert, AlertTee, InstanceRules
+from procward.engine import Event, EventKind
+from procward.engine.alerts import Alert
+from procward.engine.alerts.builtin import BuiltinAlerts
 from procward.testing import make_config, python, supervised
 
 
@@ -116,7 +112,7 @@ def test_rule_fires_once_per_cooldown_with_the_matched_lines(tmp_path: Path, run
         ]}}, alerts={"sinks": {"hook": {"type": "webhook", "url": receiver.url}}})
 
     async def scenario() -> None:
-        async with supervised(cfg) as (_, rec):
+        async with supervised(cfg) as (sup, rec):
             bodies = await receiver.received(2)
             # "finished" comes after every ERROR line: all ERROR alerts have fired by now.
             await rec.wait_for(lambda e: e.kind is EventKind.ALERT, count=2)
@@ -128,7 +124,7 @@ def test_rule_fires_once_per_cooldown_with_the_matched_lines(tmp_path: Path, run
             assert errors["count"] == 3 and errors["threshold"] == 3
             assert errors["service"] == "app" and errors["instance"] == "app"
             assert errors["kind"] == "rule" and errors["host"]
-            await asyncio.sleep(0.3)
+            await until(lambda: sup.alerts.delivered == 2)
             assert len(receiver.bodies) == 2
 
     run(scenario())
@@ -182,7 +178,7 @@ def test_failing_webhook_is_retried_and_never_blocks_capture(tmp_path: Path, run
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            sup.alerts._retry_initial = 0.2  # keep the test short; the default is 1 s
+            sup.alerts.retry_initial = 0.2  # keep the test short; the default is 1 s
             bodies = await receiver.received(3)
             assert [b["lines"] for b in bodies] == [["FATAL one"]] * 3
             await rec.wait_for(lambda e: e.kind is EventKind.ALERT)
@@ -213,7 +209,7 @@ def test_sink_that_never_works_gives_up_with_an_event(tmp_path: Path, run) -> No
 
     async def scenario() -> None:
         async with supervised(cfg) as (sup, rec):
-            sup.alerts._retry_initial = 0.05
+            sup.alerts.retry_initial = 0.05
             failed = await rec.wait_for(lambda e: e.kind is EventKind.ALERT_FAILED)
             assert failed[0].fields["attempts"] == 5 and failed[0].fields["sink"] == "broken"
             assert "exit code 4: no route" in failed[0].fields["error"]
@@ -274,78 +270,6 @@ def test_builtin_alerts_for_restart_storm_and_failed(tmp_path: Path, run,  # typ
     run(scenario())
 
 
-class _Lines:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def feed(self, data: bytes | memoryview) -> None:
-        self.data += bytes(data)
-
-    def end_of_run(self) -> None:
-        pass
-
-
-def test_lines_split_across_chunks_still_match() -> None:
-    """A line cut between two reads is matched whole; the log gets every byte unchanged."""
-    fired: list[Alert] = []
-    rules = InstanceRules("svc", "svc", [AlertRule(pattern="^disk (full|gone)$", cooldown=0)],
-                          fire=fired.append, restart=lambda why: None)
-    writer = _Lines()
-    tee = rules.tee("stdout", writer)
-    assert isinstance(tee, AlertTee)
-    stream = b"ok\ndisk fu" + b"ll\nnothing\ndisk gone"
-    for piece in (stream[:9], stream[9:]):
-        tee.feed(memoryview(piece))
-    tee.end_of_run()
-    assert writer.data == stream
-    assert [a.lines for a in fired] == [["disk full"], ["disk gone"]]
-
-
-_PROPERTY_RULES = [r"disk (full|gone)", r"^E\d ", r"^\d+$", r"x y", r"ab\b"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(lines=st.lists(st.one_of(st.text(alphabet="abdiskfulgoneE0123 xy", max_size=14),
-                                # Lines the rules match, so that reads often cut right
-                                # before one ('^E\d ' is found by "\nE0" … or at a start).
-                                st.sampled_from(["E1 x", "E2 disk full", "12", "x y ab"])),
-                      max_size=12),
-       cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
-       end_newline=st.booleans())
-def test_every_matching_line_is_matched_however_reads_cut_it(
-        lines: list[str], cuts: list[int], end_newline: bool) -> None:
-    """Fed as the POSIX reader feeds (views of one reused bytearray, cut anywhere),
-    the tee matches exactly the lines a per-line search matches, each once."""
-    stream = "\n".join(lines).encode() + (b"\n" if end_newline and lines else b"")
-    patterns = [p.encode() for p in _PROPERTY_RULES]
-    expected = sorted((i, line) for line in stream.split(b"\n")
-                      for i, p in enumerate(patterns) if line and re.search(p, line))
-    seen: list[tuple[int, bytes]] = []
-    rules = InstanceRules("svc", "svc", [AlertRule(pattern=p, cooldown=0) for p in _PROPERTY_RULES],
-                          fire=lambda alert: None, restart=lambda why: None)
-    rules.hit = lambda rule, line: seen.append((rule.index, line))  # type: ignore[method-assign]
-    writer = _Lines()
-    tee = rules.tee("stdout", writer)
-    buffer = bytearray(256)
-    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
-    stale = b"E1 disk full\n" * 20  # bytes past the view must not count
-    for a, b in itertools.pairwise(bounds):
-        buffer[:] = (stream[a:b] + stale)[:len(buffer)]
-        tee.feed(memoryview(buffer)[:b - a])
-    tee.end_of_run()
-    assert writer.data == stream
-    assert sorted(seen) == expected
-
-
-def test_a_stream_without_rules_is_not_wrapped() -> None:
-    """Zero cost without rules: the platform gets the log writer itself."""
-    writer = _Lines()
-    rules = InstanceRules("svc", "svc", [AlertRule(pattern="x", stream="stderr")],
-                          fire=lambda a: None, restart=lambda why: None)
-    assert rules.tee("stdout", writer) is writer
-    assert rules.tee("stdout", writer, merged=True) is not writer
-
-
 def test_system_log_sink_delivers(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     """A syslog sink (the Event Log on Windows) takes an alert without error."""
     cfg = make_config(tmp_path, {"app": {
@@ -360,3 +284,45 @@ def test_system_log_sink_delivers(tmp_path: Path, run) -> None:  # type: ignore[
             assert not rec.matching("app", EventKind.ALERT_FAILED)
 
     run(scenario())
+
+
+@pytest.mark.parametrize(("kind", "fields", "alerts"), [
+    (EventKind.STATE, {"state": "failed"}, ["failed"]),
+    (EventKind.STATE, {"state": "running", "restarts": 3}, []),
+    (EventKind.HEALTH, {"health": "unhealthy", "on_unhealthy": "restart"}, ["unhealthy"]),
+    (EventKind.HEALTH, {"health": "unhealthy", "on_unhealthy": "alert"}, ["unhealthy"]),
+    (EventKind.HEALTH, {"health": "unhealthy", "on_unhealthy": "none"}, []),
+    (EventKind.HEALTH, {"health": "healthy", "on_unhealthy": "alert"}, []),
+    (EventKind.EXIT, {"state": "failed"}, []),
+])
+def test_which_events_raise_a_builtin_alert(kind: EventKind, fields: dict[str, Any],
+                                            alerts: list[str]) -> None:
+    """failed and unhealthy (unless on_unhealthy is none) alert; other events do not."""
+    fired: list[Alert] = []
+    builtin = BuiltinAlerts(fired.append)
+    builtin.on_event(Event(kind, "what happened", "web:1", {"service_name": "web", **fields}))
+    assert [(a.kind, a.service, a.instance, a.message) for a in fired] == [
+        (k, "web", "web:1", "what happened") for k in alerts]
+
+
+def test_a_restart_storm_alerts_once_per_window() -> None:
+    """More than 5 restarts within the window alert once; the next window may alert again."""
+    now = [0.0]
+    fired: list[Alert] = []
+    builtin = BuiltinAlerts(fired.append, storm_restarts=5, storm_window=300.0,
+                            clock=lambda: now[0])
+
+    def restarted(count: int, at: float) -> None:
+        now[0] = at
+        builtin.on_event(Event(EventKind.STATE, "starting", "web",
+                               {"state": "starting", "restarts": count}))
+
+    for count in range(8):  # the first start, then 7 restarts within a minute
+        restarted(count, count * 5.0)
+    assert [(a.kind, a.count) for a in fired] == [("restart_storm", 6)]
+    for count in range(8, 15):  # 7 more, still within the quiet window
+        restarted(count, 100 + count)
+    assert len(fired) == 1
+    for count in range(15, 22):  # past it
+        restarted(count, 400 + count)
+    assert [(a.kind, a.count) for a in fired] == [("restart_storm", 6)] * 2

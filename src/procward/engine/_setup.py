@@ -14,10 +14,10 @@ from typing import Protocol
 
 from procward._os import OutputSink, SpawnSpec
 from procward.config import ServiceConfig
-from procward.engine._alerts import AlertManager, InstanceRules
 from procward.engine._events import Event, Payload
 from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._notify import NotifyHub, Reporter
+from procward.engine.alerts import AlertManager, InstanceRules
 
 __all__ = ["InstanceSetup", "SetupHost"]
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from procward._os import PLATFORM, Platform
 from procward.config import Config, LogSettings, stop_order
-from procward.engine._alerts import AlertManager
 from procward.engine._events import DaemonNote, Event, EventBus, Payload
 from procward.engine._instance import Instance, InstanceStatus
 from procward.engine._journal import ChildJournal
@@ -25,6 +24,7 @@ from procward.engine._logs import LogWriter, RotationWorker
 from procward.engine._memory import MemoryWatch
 from procward.engine._notify import NotifyHub
 from procward.engine._state import Health, State
+from procward.engine.alerts import AlertManager
 from procward.errors import UnknownService
 
 __all__ = ["ReloadResult", "Supervisor"]
