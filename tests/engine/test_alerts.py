@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from procward.engine import Event, EventKind
+from procward.engine import (
+    Event,
+    EventKind,
+    Exit,
+    Health,
+    HealthChange,
+    Payload,
+    State,
+    StateChange,
+)
 from procward.engine.alerts import Alert
 from procward.engine.alerts.builtin import BuiltinAlerts
 from procward.testing import make_config, python, supervised
@@ -286,21 +295,24 @@ def test_system_log_sink_delivers(tmp_path: Path, run) -> None:  # type: ignore[
     run(scenario())
 
 
-@pytest.mark.parametrize(("kind", "fields", "alerts"), [
-    (EventKind.STATE, {"state": "failed"}, ["failed"]),
-    (EventKind.STATE, {"state": "running", "restarts": 3}, []),
-    (EventKind.HEALTH, {"health": "unhealthy", "on_unhealthy": "restart"}, ["unhealthy"]),
-    (EventKind.HEALTH, {"health": "unhealthy", "on_unhealthy": "alert"}, ["unhealthy"]),
-    (EventKind.HEALTH, {"health": "unhealthy", "on_unhealthy": "none"}, []),
-    (EventKind.HEALTH, {"health": "healthy", "on_unhealthy": "alert"}, []),
-    (EventKind.EXIT, {"state": "failed"}, []),
+def _health(health: Health, on_unhealthy: str) -> HealthChange:
+    return HealthChange(health, "probe", 3, on_unhealthy, 7, "web")
+
+
+@pytest.mark.parametrize(("payload", "alerts"), [
+    (StateChange(State.FAILED, State.BACKOFF, None, 5), ["failed"]),
+    (StateChange(State.RUNNING, State.STARTING, 7, 3), []),
+    (_health(Health.UNHEALTHY, "restart"), ["unhealthy"]),
+    (_health(Health.UNHEALTHY, "alert"), ["unhealthy"]),
+    (_health(Health.UNHEALTHY, "none"), []),
+    (_health(Health.HEALTHY, "alert"), []),
+    (Exit(7, 1, None, 2.0), []),
 ])
-def test_which_events_raise_a_builtin_alert(kind: EventKind, fields: dict[str, Any],
-                                            alerts: list[str]) -> None:
+def test_which_events_raise_a_builtin_alert(payload: Payload, alerts: list[str]) -> None:
     """failed and unhealthy (unless on_unhealthy is none) alert; other events do not."""
     fired: list[Alert] = []
     builtin = BuiltinAlerts(fired.append)
-    builtin.on_event(Event(kind, "what happened", "web:1", {"service_name": "web", **fields}))
+    builtin.on_event(Event.of(payload, "what happened", "web:1"))
     assert [(a.kind, a.service, a.instance, a.message) for a in fired] == [
         (k, "web", "web:1", "what happened") for k in alerts]
 
@@ -314,8 +326,8 @@ def test_a_restart_storm_alerts_once_per_window() -> None:
 
     def restarted(count: int, at: float) -> None:
         now[0] = at
-        builtin.on_event(Event(EventKind.STATE, "starting", "web",
-                               {"state": "starting", "restarts": count}))
+        builtin.on_event(Event.of(StateChange(State.STARTING, State.RUNNING, None, count),
+                                  "starting", "web"))
 
     for count in range(8):  # the first start, then 7 restarts within a minute
         restarted(count, count * 5.0)

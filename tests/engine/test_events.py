@@ -101,12 +101,6 @@ def test_every_kind_has_its_payload_and_every_payload_is_written() -> None:
     assert {type(p) for p, _ in LINES} == set(PAYLOADS.values())
 
 
-def test_an_event_of_a_mapping_of_facts_is_written_as_given() -> None:
-    """The older shape, a dict of facts instead of a payload, still makes a line."""
-    event = Event(EventKind.ALERT, "alert: x", "web", {"alert": "rule", "count": 2})
-    assert event.fields == {"alert": "rule", "count": 2}
-    assert json.loads(event.to_json())["count"] == 2
-
 
 def test_control_emit_builds_the_payload_of_the_kind(tmp_path: Path) -> None:
     """Control.emit(kind, message, **facts) gives the kind's payload; an unknown fact

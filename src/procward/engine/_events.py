@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -292,14 +292,14 @@ PAYLOADS: dict[EventKind, type[Payload]] = {cls.kind: cls for cls in (
 class Event:
     """One thing that happened, with the facts a person or a script needs.
 
-    ``payload`` is the kind's payload class; a mapping of facts (the shape
-    events had before payloads) is still taken and written as it is.
+    ``payload`` is an instance of the kind's payload class (``Event.of`` picks
+    the kind from the payload).
     """
 
     kind: EventKind
     message: str
-    service: str | None = None
-    payload: Payload | Mapping[str, Any] = field(default_factory=dict)
+    service: str | None
+    payload: Payload
     time: float = field(default_factory=time.time)
 
     @classmethod
@@ -310,8 +310,7 @@ class Event:
     @property
     def fields(self) -> dict[str, Any]:
         """The facts under the keys the event log writes them with."""
-        payload = self.payload
-        return payload.to_fields() if isinstance(payload, Payload) else dict(payload)
+        return self.payload.to_fields()
 
     def to_json(self) -> str:
         record: dict[str, Any] = {

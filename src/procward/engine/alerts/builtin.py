@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from procward.engine._events import Event, EventKind
+from procward.engine._events import Event, HealthChange, StateChange
+from procward.engine._state import Health, State
 from procward.engine.alerts.alert import Alert
 
 __all__ = ["BuiltinAlerts"]
@@ -32,17 +33,18 @@ class _Seen:
 
 
 def _seen(event: Event) -> _Seen | None:
-    """The facts of a state or health event (the one place that reads the event's fields)."""
-    if event.service is None or event.kind not in (EventKind.STATE, EventKind.HEALTH):
+    """The facts of a state or health event that the built-in alerts act on."""
+    payload, instance = event.payload, event.service
+    if instance is None:
         return None
-    fields = event.fields
-    service = str(fields.get("service_name", event.service.split(":")[0]))
-    if event.kind is EventKind.HEALTH:
-        unhealthy = fields.get("health") == "unhealthy" and fields.get("on_unhealthy") != "none"
-        return _Seen(service, event.service, event.message, unhealthy=unhealthy)
-    state, restarts = fields.get("state"), fields.get("restarts")
-    return _Seen(service, event.service, event.message, failed=state == "failed",
-                 restarts=restarts if state == "starting" and isinstance(restarts, int) else None)
+    if isinstance(payload, HealthChange):
+        unhealthy = payload.health is Health.UNHEALTHY and payload.on_unhealthy != "none"
+        return _Seen(payload.service_name, instance, event.message, unhealthy=unhealthy)
+    if isinstance(payload, StateChange):
+        return _Seen(instance.split(":")[0], instance, event.message,
+                     failed=payload.state is State.FAILED,
+                     restarts=payload.restarts if payload.state is State.STARTING else None)
+    return None
 
 
 class BuiltinAlerts:

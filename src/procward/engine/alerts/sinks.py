@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from procward._os import Platform
 from procward.config import AlertSink, AlertsSettings
-from procward.engine._events import Event, EventKind
+from procward.engine._events import AlertFailure, AlertFired, Event
 from procward.engine.alerts.alert import Alert
 from procward.engine.alerts.builtin import BuiltinAlerts
 
@@ -70,10 +70,9 @@ class AlertManager:
     def fire(self, alert: Alert) -> None:
         """Log the alert as an event and hand it to each of its sinks (never waits)."""
         sinks = [s for s in alert.sinks if s in self._sinks]
-        self._emit(Event(EventKind.ALERT, f"alert: {alert.message}", alert.instance,
-                         {"alert": alert.kind, "rule": alert.rule, "sinks": sinks,
-                          "count": alert.count, "lines": alert.lines[-5:],
-                          "suppressed": alert.suppressed}))
+        self._emit(Event.of(AlertFired(alert.kind, alert.rule, tuple(sinks), alert.count,
+                                       tuple(alert.lines[-5:]), alert.suppressed),
+                            f"alert: {alert.message}", alert.instance))
         loop = asyncio.get_running_loop()
         for name in sinks:
             if self._pending.get(name, 0) >= _MAX_PENDING:
@@ -138,11 +137,9 @@ class AlertManager:
 
     def _gave_up(self, alert: Alert, sink: str, attempts: int, error: str) -> None:
         self.failed += 1
-        self._emit(Event(EventKind.ALERT_FAILED,
-                         f"alert to sink {sink!r} not delivered after {attempts} attempt(s): "
-                         f"{error}", alert.instance,
-                         {"sink": sink, "alert": alert.kind, "rule": alert.rule,
-                          "attempts": attempts, "error": error}))
+        self._emit(Event.of(AlertFailure(sink, alert.kind, alert.rule, attempts, error),
+                            f"alert to sink {sink!r} not delivered after {attempts} attempt(s): "
+                            f"{error}", alert.instance))
 
 
 def _post(url: str, headers: dict[str, str], body: bytes) -> None:
