@@ -296,6 +296,16 @@ PROBLEMS = [
         (6, "services.web.alerts.0.actions.2",
          'unknown alert sink "pager"; define it as [alerts.sinks.pager]'),
     ], id="unknown alert sink is a problem"),
+    pytest.param(r"""
+        [services.web]
+        command = ["x"]
+
+        [[services.web.alerts]]
+        pattern = '(?u)caf\u00e9'
+    """, [(5, "services.web.alerts.0.pattern",
+           "not a valid regular expression: bad inline flags: cannot use 'u' flag with a "
+           "bytes pattern at position 3")],
+                 id="an alert pattern as the matcher compiles it, on bytes"),
     pytest.param("""
         [api]
         listen = "localhost"

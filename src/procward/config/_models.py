@@ -78,7 +78,8 @@ def _signal_name(v: object) -> object:
 def _regex(v: object) -> object:
     if isinstance(v, str):
         try:
-            re.compile(v)
+            # As the alert matcher compiles it: on the output's bytes, line by line.
+            re.compile(v.encode("utf-8"), re.MULTILINE)
         except re.error as e:
             raise ValueError(f"not a valid regular expression: {e}") from None
     return v
