@@ -118,7 +118,7 @@ def rows(result: dict[str, Any]) -> list[common.Row]:
     window = result["window_seconds"]
     return [
         common.Row(NAME, f"daemon RSS, {n} children", "MiB", rss, None, "", sv.get("rss_mib"),
-                   "< 50 MiB", common.verdict(None if rss is None else rss < 50)),
+                   "<= 45 MiB", common.verdict(None if rss is None else rss <= 45)),
         common.Row(NAME, f"daemon CPU in {window:g}s", "ms", cpu, sv_cpu, "supervisord",
                    sv_cpu, "<= supervisord",
                    common.verdict(None if cpu is None or sv_cpu is None else cpu <= sv_cpu)),

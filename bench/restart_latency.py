@@ -138,8 +138,8 @@ def rows(result: dict[str, Any]) -> list[common.Row]:
         if stat == "p50" and pw.get("p50") is not None:
             # A Python child spends ~20 ms starting its interpreter before it
             # reports, so only the ratio can be held against it.
-            target = "<= 3x limit and < 10 ms" if compiled else "<= 3x limit"
-            ok = pw["p50"] <= 3 * limit["p50"] and (pw["p50"] < 10 or not compiled)
+            target = "<= 2x limit and < 10 ms" if compiled else "<= 2x limit"
+            ok = pw["p50"] <= 2 * limit["p50"] and (pw["p50"] < 10 or not compiled)
         out.append(common.Row(NAME, f"restart {stat}", "ms", pw.get(stat), limit.get(stat),
                               "fork/exec loop", sv.get(stat), target, common.verdict(ok)))
     return out
