@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "SAME_PROCESS",
     "Child",
     "ExitStatus",
     "Leftover",
@@ -24,6 +25,10 @@ __all__ = [
     "Platform",
     "SpawnSpec",
 ]
+
+# Two processes with one pid and create times this close are the same process:
+# a pid cannot be reused while its first owner lives.
+SAME_PROCESS = 0.1
 
 
 @dataclass(frozen=True)

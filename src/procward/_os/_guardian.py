@@ -20,7 +20,7 @@ import functools
 import os
 import signal
 
-# Same tolerance as the daemon's own leftover check: one pid, one process.
+# SAME_PROCESS of procward._os._base (this script imports nothing of procward).
 _SAME_PROCESS = 0.1
 
 

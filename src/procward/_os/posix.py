@@ -36,8 +36,17 @@ from typing import TypeVar
 
 import psutil
 
-from procward._os._base import Child, ExitStatus, Leftover, NotifySocket, OutputSink, SpawnSpec
+from procward._os._base import (
+    SAME_PROCESS,
+    Child,
+    ExitStatus,
+    Leftover,
+    NotifySocket,
+    OutputSink,
+    SpawnSpec,
+)
 from procward._os._guardian import clock_base, process_stat
+from procward._os._leftovers import leftover_tree
 from procward.errors import SpawnError, StateDirLocked
 
 __all__ = ["PLATFORM", "PosixPlatform"]
@@ -78,9 +87,6 @@ _SIGNALS = {
     "CTRL_BREAK": signal.SIGTERM,
 }
 
-# Two processes with one pid and create times this close are the same process:
-# a pid cannot be reused while its first owner lives.
-_SAME_PROCESS = 0.1
 
 
 class _SigchldReaper:
@@ -168,11 +174,11 @@ def _create_time(pid: int, before: float | None) -> float:
     stamps a process's start at fork on CLOCK_BOOTTIME and reports it in
     ticks after the boot time, so the same clock read just before the fork
     is within a tick (10 ms) and the fork's own time of it: far inside
-    _SAME_PROCESS, which is all a create time is compared with.
+    SAME_PROCESS, which is all a create time is compared with.
     """
     if before is not None:
         after = _spawn_clock()
-        if after is not None and after - before < _SAME_PROCESS / 4:
+        if after is not None and after - before < SAME_PROCESS / 4:
             return before
         info = process_stat(pid)  # the fork itself was slow: ask the kernel
         return info[1] if info else 0.0
@@ -509,38 +515,13 @@ class PosixPlatform:
         return found
 
     def reap_leftover(self, leftover: Leftover) -> int:
-        victims: dict[int, psutil.Process] = {}
-        try:
-            leader = psutil.Process(leftover.pid)
-            if abs(leader.create_time() - leftover.create_time) >= _SAME_PROCESS:
-                # The pid belongs to someone else now. The kernel never hands out
-                # a pid still in use as a group id, so the old group is empty.
-                return 0
-            victims[leader.pid] = leader
-            for proc in leader.children(recursive=True):
-                victims[proc.pid] = proc
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.Error:
-            return 0
-        # The leader may be gone while its session lives on; a member created
-        # after the leader with the leader's pid as its group is its offspring.
-        for proc in psutil.process_iter():
-            try:
-                if (
-                    proc.pid not in victims
-                    and os.getpgid(proc.pid) == leftover.pid
-                    and proc.create_time() >= leftover.create_time - _SAME_PROCESS
-                ):
-                    victims[proc.pid] = proc
-            except (OSError, psutil.Error):
-                continue
-        for proc in victims.values():
+        tree = leftover_tree(leftover, lambda proc: os.getpgid(proc.pid) == leftover.pid)
+        for proc in tree:
             try:
                 proc.kill()
             except psutil.Error:
                 pass
-        return len(victims)
+        return len(tree)
 
     def guard_children(self, journal: Path) -> Callable[[], None] | None:
         if not sys.platform.startswith("linux"):

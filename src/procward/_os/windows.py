@@ -53,7 +53,16 @@ import win32security
 if TYPE_CHECKING:
     import _win32typing
 
-from procward._os._base import Child, ExitStatus, Leftover, NotifySocket, OutputSink, SpawnSpec
+from procward._os._base import (
+    SAME_PROCESS,
+    Child,
+    ExitStatus,
+    Leftover,
+    NotifySocket,
+    OutputSink,
+    SpawnSpec,
+)
+from procward._os._leftovers import leftover_tree
 from procward.errors import SpawnError, StateDirLocked
 
 __all__ = ["PLATFORM", "WindowsChild", "WindowsPlatform"]
@@ -70,9 +79,6 @@ _KILLED_EXIT_CODE = 1
 # pipes is closed and they reach end-of-file at once. Only a process outside
 # the job holding a duplicate of a pipe could keep one open: stop waiting then.
 _DRAIN_TIMEOUT = 5.0
-
-# Two processes with one pid and create times this close are the same process.
-_SAME_PROCESS = 0.1
 
 # Process groups give the program a Ctrl+Break of its own; suspended so that it
 # is inside its job before it runs a single instruction.
@@ -285,7 +291,7 @@ class WindowsChild:
         try:
             main = psutil.Process(self.pid)
             # Once the main process is gone its pid may be reused: check it is ours.
-            if abs(main.create_time() - self.create_time) < _SAME_PROCESS:
+            if abs(main.create_time() - self.create_time) < SAME_PROCESS:
                 return [main, *main.children(recursive=True)]
         except psutil.Error:
             pass
@@ -435,32 +441,9 @@ class WindowsPlatform:
         return WindowsChild(loop, popen, job, create_time, pipes)
 
     def reap_leftover(self, leftover: Leftover) -> int:
-        victims: dict[int, psutil.Process] = {}
-        try:
-            leader = psutil.Process(leftover.pid)
-            if abs(leader.create_time() - leftover.create_time) >= _SAME_PROCESS:
-                # The pid is someone else's now. Windows has no process groups to
-                # follow, and ancestry through a reused pid would be a guess.
-                return 0
-            victims[leader.pid] = leader
-        except psutil.NoSuchProcess:
-            leader = None
-        except psutil.Error:
-            return 0
-        # Its descendants, including those whose parent (the leader itself) is
-        # gone: Windows keeps the dead parent's pid as their parent pid, and a
-        # process created after the leader cannot be an older owner of that pid.
-        for proc in psutil.process_iter():
-            try:
-                if (proc.ppid() == leftover.pid and proc.pid not in victims
-                        and proc.create_time() >= leftover.create_time - _SAME_PROCESS):
-                    victims[proc.pid] = proc
-                    for child in proc.children(recursive=True):
-                        victims[child.pid] = child
-            except psutil.Error:
-                continue
+        tree = leftover_tree(leftover, lambda proc: proc.ppid() == leftover.pid)
         # Called before the daemon starts anything: waiting here blocks no service.
-        return _kill_all(list(victims.values()), wait=3)
+        return _kill_all(tree, wait=3)
 
     def guard_children(self, journal: Path) -> Callable[[], None] | None:
         # Nothing to add: each child's Job Object has kill-on-close, and Windows
