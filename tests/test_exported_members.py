@@ -15,6 +15,13 @@ PUBLIC = {
     "procward.api": [
         "ADMIN_TOKEN_FILE", "API_FILE", "TOKENS_FILE", "ApiServer", "TokenInfo", "TokenStore",
     ],
+    "procward.config": [
+        "SERVICE_NAME", "AlertRule", "AlertSink", "AlertsSettings", "ApiSettings",
+        "BackoffSettings", "Config", "DaemonSettings", "FleetSettings", "HealthSettings",
+        "Located", "LogSettings", "ServiceConfig", "StartLimitSettings", "dependency_cycles",
+        "find_config_path", "load", "locate", "parse_duration", "parse_size", "split_listen",
+        "starter_config", "stop_budget", "stop_order", "validate_config",
+    ],
     "procward.engine": [
         "EVENTS_FILE", "AlertFailure", "AlertFired", "AuthFailure", "Control", "ControlAction",
         "DaemonNote", "Event", "EventKind", "Exit", "Health", "HealthChange", "InstanceStatus",
@@ -36,14 +43,17 @@ def test_public_names(module: str) -> None:
         assert hasattr(mod, name), name
 
 
-def test_config_exports_are_sorted_and_importable() -> None:
-    """procward.config exports models, loading and units, without importing pydantic."""
+def test_config_import_leaves_models_and_validator_for_later() -> None:
+    """Importing procward.config (as ``procward status`` does for ``locate()``) imports
+    neither pydantic nor the models; asking for a model imports it."""
     import subprocess
     import sys
 
-    from procward import config
-
-    assert config.__all__ == sorted(config.__all__)
-    assert all(hasattr(config, name) for name in config.__all__)
-    probe = "import sys, procward.config; sys.exit('pydantic' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+    probe = ("import sys, procward.config as c\n"
+             "later = ['pydantic', 'procward.config._models']\n"
+             "assert not [m for m in later if m in sys.modules], sys.modules.keys()\n"
+             "c.Config\n"
+             "assert 'procward.config._models' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr

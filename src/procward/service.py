@@ -37,11 +37,13 @@ from procward.oshost import (
     ServiceSpec,
     ServiceStatus,
     StartType,
+    StderrReporter,
+    call_body,
     manager,
     python_for_service,
+    stop_on_signals,
     stop_wait,
 )
-from procward.oshost._hosting import StderrReporter, call_body, stop_on_signals
 
 __all__ = ["MainFunction", "Service"]
 

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from procward.api._tokens import TokenStore
-from procward.config import ApiSettings
-from procward.config._models import split_listen
+from procward.config import ApiSettings, split_listen
 from procward.engine import Control
 from procward.errors import ProcwardError
 

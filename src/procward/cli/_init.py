@@ -41,7 +41,7 @@ def _python_command() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from procward.config._starter import starter_config
+    from procward.config import starter_config
 
     path = Path(args.file)
     if path.is_dir():

@@ -167,7 +167,7 @@ def _is_ours(folder: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from procward.config._models import SERVICE_NAME
+    from procward.config import SERVICE_NAME
 
     if not SERVICE_NAME.match(args.name):
         print(f"procward: {args.name!r} cannot be a service name: use letters, digits, "

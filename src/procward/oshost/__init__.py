@@ -22,6 +22,7 @@ from procward.oshost._base import (
     reach_warnings,
     stop_wait,
 )
+from procward.oshost._hosting import StderrReporter, call_body, stop_on_signals
 
 __all__ = [
     "ChecksReach",
@@ -34,9 +35,12 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatus",
     "StartType",
+    "StderrReporter",
+    "call_body",
     "manager",
     "python_for_service",
     "reach_warnings",
+    "stop_on_signals",
     "stop_wait",
 ]
 
