@@ -411,7 +411,9 @@ def test_install_as_another_account_warns_of_files_in_a_users_profile(win: Windo
     assert (f"procward: warning: the service runs as nt authority\\localservice, which cannot "
             f"read {config.lower()}: it is in the profile folder {profile.lower()}") in said
     done = win.procward("service", "install", "-c", config, "--name", name, "--dry-run")
-    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    # Only the account's reach is in question: the interpreter, in the clone's
+    # .cache, is warned of as impermanent, which is another warning.
+    assert done.returncode == 0 and "which cannot" not in done.stderr, done.stderr
 
 
 def test_install_whose_start_fails_leaves_nothing_installed(win: Windows) -> None:

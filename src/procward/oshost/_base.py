@@ -159,12 +159,24 @@ class ChecksReach(Protocol):
 
 
 def reach_warnings(mgr: object, spec: ServiceSpec) -> list[str]:
-    """What ``mgr`` finds the service's account cannot reach, each said in full."""
-    if not isinstance(mgr, ChecksReach):
-        return []
-    return [f"warning: {problem}; the service would fail to start. Put Python, procward "
-            "and the service's files where that account can read them, or grant it access"
-            for problem in mgr.unreachable(spec)]
+    """What would make the installed service fail to start later, each said in full:
+    what ``mgr`` finds its account cannot reach, and a program in a folder that may
+    not last (a temporary folder, a clone's ``.venv``)."""
+    from procward.oshost._reach import impermanent_home
+
+    warnings = []
+    where = impermanent_home(spec.argv[0], user_scope=spec.user_scope) if spec.argv else None
+    if where is not None:
+        warnings.append(
+            f"warning: the service will start {spec.argv[0]}, in {where}: once that folder "
+            "is cleaned, moved or rebuilt, the service fails at every start. Install procward "
+            "into a Python environment in a lasting system folder (a venv under /opt, or "
+            "under C:\\Program Files on Windows) and install the service with its procward")
+    if isinstance(mgr, ChecksReach):
+        warnings += [f"warning: {problem}; the service would fail to start. Put Python, "
+                     "procward and the service's files where that account can read them, "
+                     "or grant it access" for problem in mgr.unreachable(spec)]
+    return warnings
 
 
 @runtime_checkable

@@ -1,4 +1,5 @@
-"""What a service's account must reach, and whether a POSIX account can, by mode bits.
+"""What a service's account must reach, whether a POSIX account can, by mode bits,
+and whether the interpreter a service starts lives where it will last.
 
 A system service installed with ``--account`` starts this Python and imports
 procward from where they are now. A venv in a home folder (mode 700 or 750)
@@ -6,6 +7,11 @@ is out of another user's reach, and such a service then fails at every start
 with "Permission denied", long after the install said it was done. The
 backends ask this at install and print what it finds as a warning, never a
 refusal: an ACL or a capability may grant what the mode bits deny.
+
+An interpreter in a temporary folder, in a git work tree (a clone's
+``.venv``) or, for a system service, in a user's home works on the day of the
+install and fails at every start once that folder is cleaned, moved or
+rebuilt: the install says so too.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["service_paths", "unreachable"]
+__all__ = ["impermanent_home", "service_paths", "unreachable"]
 
 _READ, _RUN = 4, 1
 
@@ -96,3 +103,22 @@ def _allowed(info: os.stat_result, uid: int, groups: set[int], bits: int) -> boo
     else:
         granted = info.st_mode
     return granted & bits == bits
+
+
+def impermanent_home(program: str, *, user_scope: bool, home: Path | None = None,
+                     temp: Path | None = None) -> str | None:
+    """Why the folder ``program`` (as the service will start it) lives in may not
+    last, or None. ``home`` and ``temp`` stand for the user's home and temp folders."""
+    # As written, not resolved: a venv's python is a symlink into the base
+    # interpreter, and it is the venv's folder that goes away.
+    path = Path(os.path.abspath(program))
+    temp = Path(os.path.abspath(temp or tempfile.gettempdir()))
+    if path.is_relative_to(temp):
+        return f"the temporary folder {temp}"
+    for folder in path.parents:
+        if (folder / ".git").exists():
+            return f"the git work tree {folder}"
+    home = Path(os.path.abspath(home or Path.home()))
+    if not user_scope and path.is_relative_to(home):
+        return f"the home folder {home}"
+    return None
