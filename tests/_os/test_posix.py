@@ -314,3 +314,18 @@ def test_state_dir_lock_is_exclusive(tmp_path: Path) -> None:
         PLATFORM.lock_state_dir(tmp_path)  # a second daemon in this very process
     lock.release()  # type: ignore[attr-defined]
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
+def test_a_missing_working_folder_is_named_not_taken_for_a_missing_program(  # type: ignore[no-untyped-def]
+        tmp_path: Path, run) -> None:
+    """A service whose folder is gone fails to start with a message naming the folder,
+    not "No such file or directory" after the program's name."""
+    gone = tmp_path / "gone"
+
+    async def scenario() -> None:
+        with pytest.raises(SpawnError, match=f"working folder {re.escape(str(gone))} does not"):
+            PLATFORM.spawn(asyncio.get_running_loop(),
+                           SpawnSpec([sys.executable, "-c", "pass"], gone, dict(os.environ)),
+                           Sink(), Sink())
+
+    run(scenario())

@@ -75,7 +75,7 @@ def test_profile_option_and_environment(tmp_path: Path) -> None:
     """--profile and $PROCWARD_PROFILE both overlay the profile that check validates."""
     write(tmp_path, """
         [services.web]
-        command = ["x"]
+        command = ["python3"]
 
         [profiles.prod.services.web]
         restart = "sometimes"
@@ -97,7 +97,7 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
     sub.mkdir()
     config = write(sub, """
         [services.only]
-        command = ["x"]
+        command = ["python3"]
     """)
     result = check(cwd=tmp_path, env={"PROCWARD_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
@@ -128,7 +128,7 @@ def test_json_output(tmp_path: Path) -> None:
     assert len(report["problems"]) == 4
     write(tmp_path, """
         [services.web]
-        command = ["x"]
+        command = ["python3"]
     """)
     result = check("--json", cwd=tmp_path)
     assert result.returncode == 0
@@ -148,3 +148,23 @@ def test_syntax_error_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("procward.toml:3: TOML syntax error: ")
+
+
+def test_a_missing_program_or_folder_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    """check looks for each service's program and working folder as the service would:
+    a missing folder is named as the folder, not as a missing program."""
+    write(tmp_path, """
+        [services.web]
+        command = ["no-such-server", "--port", "80"]
+
+        [services.job]
+        command = ["./job.sh"]
+        cwd = "jobs"
+    """)
+    result = check(cwd=tmp_path)
+    assert result.returncode == 2
+    web, job = result.stderr.splitlines()
+    assert web.startswith("procward.toml:2 services.web.command: the program "
+                          "'no-such-server' is not found on PATH")
+    assert job.startswith("procward.toml:6 services.job.cwd: the working folder ")
+    assert "jobs does not exist" in job and "job.sh" not in job

@@ -154,3 +154,12 @@ def test_not_root_is_told_to_use_sudo_or_user(shared_folder: Path) -> None:
     assert "sudo" in done.stderr and "--user" in done.stderr
     assert "Nothing was changed" in done.stderr
     assert not Path("/etc/systemd/system/pw-test-priv.service").exists()
+
+
+def test_install_refuses_a_service_whose_program_is_missing(tmp_path: Path) -> None:
+    """What `check` finds missing, `service install` refuses, before registering anything."""
+    path = tmp_path / "procward.toml"
+    path.write_text('[services.web]\ncommand = ["no-such-server"]\n')
+    done = procward("service", "install", "-c", str(path), "--dry-run")
+    assert done.returncode == 2
+    assert "procward.toml:2 services.web.command: the program 'no-such-server'" in done.stderr

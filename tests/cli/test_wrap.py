@@ -292,3 +292,17 @@ def test_account_owns_the_wrap_folder(tmp_path: Path) -> None:
                     "--dry-run", "--", "/bin/sleep", "60")
     assert done.returncode == 2 and "no user" in done.stderr
     assert not other.exists()
+
+
+@pytest.mark.parametrize(("command", "options", "said"), [
+    (["no-such-server", "8000"], [], "'no-such-server' is not found on PATH"),
+    (["python3", "-V"], ["--cwd", "no-such-folder"], "no-such-folder does not exist"),
+], ids=["program", "cwd"])
+def test_a_missing_program_or_folder_is_refused_before_anything_is_written(
+        tmp_path: Path, command: list[str], options: list[str], said: str) -> None:
+    folder = tmp_path / "wrap" / "web"
+    done = procward("wrap", "web", "--folder", str(folder), *options, "--dry-run", "--",
+                    *command, cwd=tmp_path)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert "procward.toml:" not in done.stderr  # the user wrote no file
+    assert not folder.exists()

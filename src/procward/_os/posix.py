@@ -437,6 +437,11 @@ class PosixPlatform:
                 if fd >= 0:
                     os.close(fd)
             self._found.pop((spec.argv[0], spec.env.get("PATH")), None)
+            if spec.cwd is not None and not os.path.isdir(spec.cwd):
+                # The child's chdir failed, which the OS reports as ENOENT like a missing
+                # program: name the folder, or the user hunts for the program.
+                raise SpawnError(f"cannot start {spec.argv[0]!r}: its working folder "
+                                 f"{spec.cwd} does not exist") from e
             raise SpawnError(f"cannot start {spec.argv[0]!r}: {e.strerror or e}") from e
         finally:
             # The child has its copies; ours must go, or the pipes never reach EOF.

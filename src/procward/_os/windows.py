@@ -408,6 +408,9 @@ class WindowsPlatform:
         except OSError as e:
             for handle in read_ends:
                 handle.close()
+            if spec.cwd is not None and not os.path.isdir(spec.cwd):
+                raise SpawnError(f'cannot start "{spec.argv[0]}": its working folder '
+                                 f"{spec.cwd} does not exist") from e
             # Quoted, not repr(): a Windows path's backslashes stay single.
             raise SpawnError(f'cannot start "{spec.argv[0]}" (in {spec.cwd}): '
                              f"{e.strerror or e}") from e

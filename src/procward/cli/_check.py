@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="validate a configuration file",
         description="Load the configuration as `procward run` would (profile, ${VAR} "
         "interpolation, env_file, paths) and report every problem, one per line, as "
-        "FILE:LINE KEY: MESSAGE. Exit 0 when the file is valid, 2 when it is not.",
+        "FILE:LINE KEY: MESSAGE, including a service's working folder or program that is "
+        "not there. Exit 0 when the file is valid, 2 when it is not.",
     )
     add_config_options(p)
     p.add_argument("--json", action="store_true",
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         problems = [ConfigProblem(path, None, "", message)]
     else:
         try:
-            config = load(path, profile=profile)
+            config = load(path, profile=profile, present=True)
         except ConfigError as e:
             problems = e.problems
         else:

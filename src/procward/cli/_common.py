@@ -25,13 +25,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_or_report(path: Path, profile: str | None) -> Config | None:
-    """The configuration at ``path``; None once every problem in it is on stderr."""
+def load_or_report(path: Path, profile: str | None, *, present: bool = False) -> Config | None:
+    """The configuration at ``path``; None once every problem in it is on stderr.
+    ``present`` checks that the services' folders and programs are there too."""
     from procward.config import load
     from procward.errors import ConfigError
 
     try:
-        return load(path, profile=profile)
+        return load(path, profile=profile, present=present)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)

@@ -220,7 +220,7 @@ def install_command(args: argparse.Namespace) -> int:
               "or pass -c FILE", file=sys.stderr)
         return 2
     # Refuse now what the service would refuse at every start.
-    config = load_or_report(path, profile)
+    config = load_or_report(path, profile, present=True)
     if config is None:
         return 2
     from procward.oshost import OsHostError

@@ -155,7 +155,7 @@ def _load_unwritten(text: str) -> Config:
     with tempfile.TemporaryDirectory(prefix="procward-wrap-") as scratch:
         path = Path(scratch) / CONFIG_NAME
         path.write_text(text, encoding="utf-8")
-        return load(path)
+        return load(path, present=True)
 
 
 def _is_ours(folder: Path) -> bool:
@@ -262,11 +262,12 @@ def wrap(args: argparse.Namespace, folder: Path, command: list[str]) -> int:
     try:
         # The generated file must load exactly as the service will load it (the dry
         # run's text from a scratch folder: its relative logs and state resolve there).
-        config = _load_unwritten(text) if args.dry_run else load(config_path)
+        config = _load_unwritten(text) if args.dry_run else load(config_path, present=True)
     except ConfigError as e:
         undo()
+        # The file is ours, made from the command line: its lines mean nothing to the user.
         for problem in e.problems:
-            print(problem, file=sys.stderr)
+            print(f"procward: {problem.message}", file=sys.stderr)
         return 2
     try:
         spec = spec_from_args(

@@ -57,12 +57,13 @@ def __getattr__(name: str) -> Any:
     return value
 
 def load(path: str | os.PathLike[str] | None = None, *, profile: str | None = None,
-         environ: Mapping[str, str] | None = None) -> Config:
+         environ: Mapping[str, str] | None = None, present: bool = False) -> Config:
     """Find, read, check and validate a procward.toml (``path`` as ``locate`` takes it);
-    raise ``ConfigError`` listing every problem, each with file, line and key."""
+    raise ``ConfigError`` listing every problem, each with file, line and key.
+    ``present`` also checks that each service's working folder and program exist."""
     from procward.config._loader import load as load_located
 
-    return load_located(path, profile=profile, environ=environ)
+    return load_located(path, profile=profile, environ=environ, present=present)
 
 
 def starter_config(python: str = "python") -> str:

@@ -53,6 +53,7 @@ def load(
     *,
     profile: str | None = None,
     environ: Mapping[str, str] | None = None,
+    present: bool = False,
 ) -> Config:
     """Find, read, check and validate the configuration (``path`` as for ``locate``).
 
@@ -60,9 +61,18 @@ def load(
     table to overlay; ``environ`` (default: ``os.environ``) supplies ``${VAR}``
     values and the profile default. Raises ``ConfigError`` carrying every
     problem found, each with its file, line and key path; nothing is returned
-    half-applied.
+    half-applied. ``present`` also checks that each service's working folder and
+    program are there (``procward check``, ``wrap``, ``service install``).
     """
-    return _Loader(locate(path, profile=profile, environ=environ)).load()
+    located = locate(path, profile=profile, environ=environ)
+    config = _Loader(located).load()
+    if present:
+        from procward.config._present import absent
+
+        found = absent(config, dict(located.environ))
+        if found:
+            raise ConfigError([located.problem(key, message) for key, message in found])
+    return config
 
 
 class _Loader:
