@@ -92,13 +92,15 @@ def test_stop_closes_the_window_of_a_gui_child(wine_python: WinePython) -> None:
 
 
 def test_missing_program_raises_spawn_error(wine_python: WinePython) -> None:
-    """A missing program or working directory raises SpawnError carrying the OS's reason."""
+    """A missing program raises SpawnError carrying the OS's reason; a missing working
+    folder, one naming the folder."""
     result = run_case(wine_python, "missing")
     assert result["absolute"].startswith('SpawnError: cannot start "C:\\procward\\no-such-program')
     assert "not found" in result["absolute"].lower()
     assert result["bare"].startswith('SpawnError: cannot start "procward-no-such-program"')
+    # A missing folder is named as the folder, not taken for a missing program.
     assert result["cwd"].startswith("SpawnError:")
-    assert "no-such-folder" in result["cwd"]
+    assert "working folder C:\\procward\\no-such-folder does not exist" in result["cwd"]
 
 
 def test_state_dir_lock_is_exclusive(wine_python: WinePython) -> None:
