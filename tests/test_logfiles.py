@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from procward.api._tail import follow, follow_lines, last_lines
+from procward._logfiles import follow, follow_lines, last_lines
 
 
 def test_last_lines(tmp_path: Path) -> None:
