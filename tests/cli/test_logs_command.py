@@ -99,6 +99,17 @@ def test_a_daemon_that_is_gone_leaves_the_files_to_read(root: Path) -> None:
     assert f"does not answer at http://127.0.0.1:{port}" in out.stderr
 
 
+def test_a_disabled_api_leaves_the_files_to_read(root: Path) -> None:
+    """With `[api] enabled = false` there is no daemon to ask: the files are read, and
+    the message says why."""
+    config = root / "procward.toml"
+    config.write_text("[api]\nenabled = false\n" + config.read_text())
+    out = _cli(root, "logs", "web", "--stdout", "-n", "1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "request 1\n"
+    assert "the control API is disabled" in out.stderr
+
+
 def test_events_without_a_daemon_read_the_event_log(root: Path) -> None:
     """`events` reads procward.events.jsonl when no daemon runs: --json as written, else
     one readable line an event."""
