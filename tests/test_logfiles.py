@@ -121,6 +121,28 @@ def test_follow_lines_gives_whole_lines_of_each_file_with_its_prefix(tmp_path: P
     assert sorted(lines) == [b"[a] one", b"[a] two", b"[b] x"]
 
 
+def test_follow_lines_gives_a_line_being_written_whole(tmp_path: Path) -> None:
+    """With several files, a last line not ended yet is held back, then comes whole with
+    its prefix once ended, instead of cut in two."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_bytes(b"done\nhalf")
+    b.write_bytes(b"other\n")
+
+    async def scenario() -> list[bytes]:
+        stream = follow_lines([(b"stdout | ", a), (b"stderr | ", b)], 5)
+        got = [await anext(stream)]
+        with open(a, "ab") as f:
+            f.write(b" and the rest\n")
+        while b"".join(got).count(b"\n") < 3:
+            got.append(await asyncio.wait_for(anext(stream), 5))
+        await stream.aclose()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got[0] == b"stdout | done\nstderr | other\n"
+    assert b"".join(got[1:]) == b"stdout | half and the rest\n"
+
+
 def test_follow_lines_loses_nothing_to_a_rotation_before_the_first_look(tmp_path: Path) -> None:
     """A file rotated just after its last lines were read is followed to its end, then
     the new file from its start."""

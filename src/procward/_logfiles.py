@@ -203,6 +203,10 @@ async def follow_lines(sources: list[tuple[bytes, Path]], n: int) -> AsyncIterat
             # The tail is read from the file that is then followed, with no
             # await between: a rotation at any moment loses and repeats nothing.
             lines, f = _tail(path, n)
+            if f is not None and len(sources) > 1 and lines and not lines[-1].endswith(b"\n"):
+                # A line still being written is followed from its start, so it
+                # comes whole once ended rather than cut in two by another file's.
+                f.seek(-len(lines.pop()), os.SEEK_CUR)
             head.append((prefix, lines))
             if f is not None:
                 opened.append(f)
