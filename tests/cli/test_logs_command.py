@@ -21,6 +21,9 @@ command = ["prog"]
 command = ["prog"]
 instances = 2
 
+[services.fresh]
+command = ["prog"]
+
 [services.merged]
 command = ["prog"]
 [services.merged.logs]
@@ -72,12 +75,17 @@ def test_logs_stdout_or_stderr_picks_one_stream_unmarked(root: Path) -> None:
 
 def test_logs_of_merged_streams_and_of_instances(root: Path) -> None:
     """A service that merges stderr into stdout shows its one file unmarked; several
-    instances are each named; one instance can be asked for; an unknown name is an error."""
+    instances are each named; one instance can be asked for; a service that never ran is
+    said to have no files yet; an unknown name is an error."""
     assert _cli(root, "logs", "merged").stdout == "out and err\n"
     assert _cli(root, "logs", "merged", "--stderr").stdout == "out and err\n"
     assert _cli(root, "logs", "worker").stdout.splitlines() == [
         "[worker:0] stdout | job 1", "[worker:1] stderr | job 2 failed"]
     assert _cli(root, "logs", "worker:1").stdout == "stderr | job 2 failed\n"
+    fresh = _cli(root, "logs", "fresh")
+    assert (fresh.returncode, fresh.stdout) == (0, "")
+    assert "(none written yet)" in fresh.stderr
+    assert "(none written yet)" not in _cli(root, "logs", "web").stderr
     for name in ("nosuch", "worker:2", "web:0"):
         missing = _cli(root, "logs", name)
         assert missing.returncode == EXIT_BAD_CONFIG

@@ -77,8 +77,10 @@ def _from_files(absent: NoDaemon, log_dir: Path, sources: list[tuple[bytes, Path
     last ``n`` lines of ``sources``, then with ``follow`` what comes, for ever."""
     from procward._logfiles import follow_lines, tail_lines
 
-    print(f"procward: {absent.reason}; reading the files in {log_dir}", file=sys.stderr,
-          flush=True)
+    # A service that never ran has no files: an empty answer would look like a fault.
+    none = "" if any(path.exists() for _, path in sources) else " (none written yet)"
+    print(f"procward: {absent.reason}; reading the files in {log_dir}{none}",
+          file=sys.stderr, flush=True)
     if not follow:
         each(tail_lines(sources, n))
         return
