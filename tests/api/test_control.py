@@ -115,11 +115,14 @@ def test_start_stop_restart_by_name_and_all(start_daemon: Any) -> None:
     assert {e["by"] for e in control} == {"local-admin"}
 
 
-def test_logs_last_lines_and_stderr(start_daemon: Any) -> None:
-    """`procward logs` sends the last N lines of a service's stdout, or of its stderr when asked."""
+def test_logs_last_lines_of_both_streams_or_one(start_daemon: Any) -> None:
+    """`procward logs` sends the last N lines of a service's stdout and stderr, each line
+    marked with its stream, or of one stream unmarked when asked; merged streams unmarked."""
     noisy = python("import sys, time\nprint('to out', flush=True)\n"
                    "print('to err', file=sys.stderr, flush=True)\ntime.sleep(600)")
-    d = start_daemon(_services(noisy=f"command = {toml_list(noisy)}"))
+    d = start_daemon(_services(
+        noisy=f"command = {toml_list(noisy)}",
+        merged=f"command = {toml_list(noisy)}\n[services.merged.logs]\nmerge_stderr = true"))
     log = d.logs / "ticker.out.log"
     deadline = time.monotonic() + 10
     while log.read_text().count("\n") < 12 if log.exists() else True:
@@ -129,17 +132,26 @@ def test_logs_last_lines_and_stderr(start_daemon: Any) -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 5
-    numbers = [int(line.split()[1]) for line in lines]
+    assert all(line.startswith("stdout | line ") for line in lines)
+    numbers = [int(line.split()[3]) for line in lines]
     assert numbers == list(range(numbers[0], numbers[0] + 5))
+    assert d.cli("logs", "ticker", "-n", "5", "--stdout").stdout.splitlines()[0].startswith(
+        "line ")
     deadline = time.monotonic() + 10
     while "to err" not in d.cli("logs", "noisy", "--stderr").stdout:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert "to err" not in d.cli("logs", "noisy").stdout
+    assert "to err" not in d.cli("logs", "noisy", "--stdout").stdout
+    assert d.cli("logs", "noisy").stdout.splitlines() == ["stdout | to out", "stderr | to err"]
+    while "to err" not in d.cli("logs", "merged").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert sorted(d.cli("logs", "merged").stdout.splitlines()) == ["to err", "to out"]
 
 
 def test_logs_follow_goes_on_across_rotation(start_daemon: Any) -> None:
-    """`logs -f` keeps every line, in order, while the file is rotated under it."""
+    """`logs -f` keeps every line, in order, marked stdout (both streams are followed),
+    while the file is rotated under it."""
     d = start_daemon(f"""
 [services.ticker]
 command = {toml_list(python(PADDED))}
@@ -157,7 +169,8 @@ keep = 50
         while len(seen) < 600:
             line = follower.stdout.readline()
             assert line, "the follow stream ended"
-            seen.append(int(line.split()[1]))
+            assert line.startswith("stdout | "), line
+            seen.append(int(line.split()[3]))
     finally:
         follower.kill()
         follower.wait()

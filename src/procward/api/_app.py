@@ -29,10 +29,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from procward import __version__
+from procward._logfiles import follow_lines, labelled, last_lines, tail_lines
 from procward.api._auth import Guard
 from procward.api._openapi import openapi_document
 from procward.api._status import StatusAnswers
-from procward.api._tail import follow_lines, last_lines
 from procward.api._time_share import CaptureMeter, TimeShare
 from procward.api._tokens import TokenInfo, TokenStore
 from procward.engine import Control, Event
@@ -198,17 +198,15 @@ async def get_service(request: Request, who: TokenInfo) -> Response:
 async def service_logs(request: Request, who: TokenInfo) -> Response:
     n = _int_param(request, "n", 50)
     stream = request.query_params.get("stream", "stdout")
-    if stream not in ("stdout", "stderr"):
-        raise _BadRequest("stream must be stdout or stderr")
+    if stream not in ("stdout", "stderr", "both"):
+        raise _BadRequest("stream must be stdout, stderr or both")
     following = _bool_param(request, "follow")
-    files = _shared(request).control.log_files(request.path_params["name"], stream)
-    # With several instances, each line says whose it is.
-    sources = [(f"[{lf.instance}] ".encode() if len(files) > 1 else b"", lf.path)
-               for lf in files]
+    # With several instances each line says whose it is; with both streams
+    # (unless merged into one file), which stream.
+    sources = labelled(_shared(request).control.log_files(request.path_params["name"], stream))
     if following:
         return StreamingResponse(follow_lines(sources, n), media_type=_TEXT)
-    head = b"".join(prefix + line for prefix, path in sources for line in last_lines(path, n)[0])
-    return Response(head, media_type=_TEXT)
+    return Response(tail_lines(sources, n), media_type=_TEXT)
 
 
 async def _act(request: Request, who: TokenInfo, action: str) -> Response:

@@ -149,12 +149,17 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "parameters": [
                     _NAME_PARAM, _LINES, _FOLLOW,
                     {"name": "stream", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": ["stdout", "stderr"],
+                     "description": "both: each line starts with the name of its "
+                                    "stream and a bar (one file, unmarked, when the "
+                                    "service merges stderr into stdout)",
+                     "schema": {"type": "string", "enum": ["stdout", "stderr", "both"],
                                 "default": "stdout"}},
                 ],
                 "responses": {
                     "200": {"description": "the lines; with several instances each line "
-                                           "starts with `[instance] `",
+                                           "starts with `[instance] `; with both streams, "
+                                           "interleaved by time when the lines carry "
+                                           "timestamps, else stdout's then stderr's",
                             "content": {"text/plain": {"schema": {"type": "string"}}}},
                     "400": _ERROR, "401": _UNAUTHORIZED,
                     "404": _json(_ref("Error"), "no such service"),

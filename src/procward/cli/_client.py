@@ -25,8 +25,18 @@ from procward.cli._common import add_config_options
 from procward.config import Located, locate
 from procward.errors import ClientError, ConfigError
 
-__all__ = ["ApiClient", "ClientError", "add_client_options", "connect", "fail",
+__all__ = ["ApiClient", "ClientError", "NoDaemon", "add_client_options", "connect", "fail",
            "locate_state_dir", "segment"]
+
+
+class NoDaemon(ClientError):
+    """There is no local daemon to ask: none runs (no ``api.json``, or nothing answers
+    at its address), or its API is disabled. ``reason`` says which, briefly;
+    commands that can do without a daemon (``logs``, ``events``) read the files."""
+
+    def __init__(self, message: str, code: int, reason: str) -> None:
+        super().__init__(message, code)
+        self.reason = reason
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +83,8 @@ class _Target(NamedTuple):
     local: bool
 
 
-def _read_private(path: Path, missing: str, code: int) -> str:
+def _read_private(path: Path, missing: str, code: int,
+                  absent: ClientError | None = None) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except PermissionError:
@@ -82,7 +93,7 @@ def _read_private(path: Path, missing: str, code: int) -> str:
                           "a token of your own with --token (`procward token new NAME` makes "
                           "one)", EXIT_FAILED) from None
     except OSError:
-        raise ClientError(missing, code) from None
+        raise (absent or ClientError(missing, code)) from None
 
 
 def _target(args: argparse.Namespace) -> _Target:
@@ -94,12 +105,14 @@ def _target(args: argparse.Namespace) -> _Target:
         return _Target(args.url.rstrip("/"), args.token, args.cacert, False)
     found = _located(args)
     if found.api.get("enabled") is False:
-        raise ClientError(f"the control API is disabled in {found.shown} ([api] enabled = "
-                          "false)", EXIT_BAD_CONFIG)
+        raise NoDaemon(f"the control API is disabled in {found.shown} ([api] enabled = "
+                       "false)", EXIT_BAD_CONFIG,
+                       f"the control API is disabled in {found.shown}")
     info_path = found.state_dir / "api.json"
-    text = _read_private(info_path, f"procward is not running for {found.shown} (no api.json "
-                                    f"in {found.state_dir}); start it with `procward run`",
-                          EXIT_UNREACHABLE)
+    not_running = f"procward is not running for {found.shown}"
+    text = _read_private(info_path, "", 0, NoDaemon(
+        f"{not_running} (no api.json in {found.state_dir}); start it with `procward run`",
+        EXIT_UNREACHABLE, not_running))
     try:
         info = json.loads(text)
         url, cafile = str(info["url"]), args.cacert or info.get("cafile")
@@ -119,6 +132,7 @@ class ApiClient:
 
     def __init__(self, target: _Target, cert: str | None = None, key: str | None = None) -> None:
         self.url = target.url
+        self._local = target.local
         self._token = target.token
         parts = urlsplit(target.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -171,8 +185,12 @@ class ApiClient:
                               "--cert/--key for mutual TLS)", EXIT_UNREACHABLE) from None
         except OSError as e:
             conn.close()
-            raise ClientError(f"procward does not answer at {self.url} ({e}); is it running? "
-                              "Start it with `procward run`", EXIT_UNREACHABLE) from None
+            message = (f"procward does not answer at {self.url} ({e}); is it running? "
+                       "Start it with `procward run`")
+            if self._local:  # the address of a daemon that has gone, most likely
+                raise NoDaemon(message, EXIT_UNREACHABLE,
+                               f"procward does not answer at {self.url}") from None
+            raise ClientError(message, EXIT_UNREACHABLE) from None
 
     def _read(self, method: str, path: str, body: object, timeout: float | None,
               accept: tuple[int, ...]) -> bytes:

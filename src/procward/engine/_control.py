@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from procward._logfiles import LogFile, instance_log_files
 from procward.config import Config
 from procward.engine._events import PAYLOADS, ControlAction, Event, EventKind, Reload
 from procward.engine._instance import InstanceStatus
@@ -36,12 +37,6 @@ class ReloadOutcome:
         return body
 
 
-@dataclass(frozen=True)
-class LogFile:
-    instance: str
-    path: Path
-
-
 class Control:
     """What a remote caller may ask of a running Supervisor."""
 
@@ -64,14 +59,11 @@ class Control:
         return list(self.supervisor.config.services)
 
     def log_files(self, name: str, stream: str) -> list[LogFile]:
-        """The current log file of each instance ``name`` selects, for ``stream``
-        (stdout or stderr; with merged streams both are the one file)."""
-        files = []
-        for inst in self.supervisor.select([name]):
-            logs = inst.setup
-            writer = logs.stderr_log if stream == "stderr" and logs.stderr_log else logs.stdout_log
-            files.append(LogFile(inst.name, writer.path))
-        return files
+        """The current log files of each instance ``name`` selects, for ``stream``
+        (stdout, stderr or both; with merged streams all three are the one file)."""
+        sup = self.supervisor
+        return [f for inst in sup.select([name]) for f in instance_log_files(
+            sup.log_dir, inst.name, stream, merged=inst.setup.stderr_log is None)]
 
     def log_counters(self) -> list[tuple[str, str, str, int, int]]:
         """(service, instance, stream, bytes written, bytes dropped) for every log file."""

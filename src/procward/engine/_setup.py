@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from procward._logfiles import instance_names, log_path
 from procward._os import OutputSink, SpawnSpec
 from procward.config import ServiceConfig
 from procward.engine._events import Event, Payload
@@ -45,14 +46,12 @@ class InstanceSetup:
                  restart: Callable[[str], None]) -> None:
         self._host = host
         self._reporter = reporter
-        self.name = service if config.instances == 1 else f"{service}:{index}"
-        # ':' is not allowed in Windows file names; '@' is not allowed in service names.
-        stem = self.name.replace(":", "@")
+        self.name = instance_names(service, config.instances)[index]
         logs = config.logs
-        self.stdout_log = LogWriter(host.log_dir / f"{stem}.out.log", logs,
+        self.stdout_log = LogWriter(log_path(host.log_dir, self.name, "stdout"), logs,
                                     on_problem=self._log_problem, worker=host.rotation)
         self.stderr_log = None if logs.merge_stderr else LogWriter(
-            host.log_dir / f"{stem}.err.log", logs,
+            log_path(host.log_dir, self.name, "stderr"), logs,
             on_problem=self._log_problem, worker=host.rotation)
         for writer in self.log_writers:
             writer.recover_pending()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from procward._logfiles import EVENTS_FILE
 from procward._os import PLATFORM, Platform
 from procward.config import Config, LogSettings, stop_order
 from procward.engine._events import DaemonNote, Event, EventBus, Payload
@@ -27,9 +28,8 @@ from procward.engine._state import Health, State
 from procward.engine.alerts import AlertManager
 from procward.errors import UnknownService
 
-__all__ = ["ReloadResult", "Supervisor"]
+__all__ = ["EVENTS_FILE", "ReloadResult", "Supervisor"]
 
-EVENTS_FILE = "procward.events.jsonl"
 _EVENT_LOG = LogSettings(max_size=10 * 1024 * 1024, keep=5)
 # A log file without output for this long gives its descriptor back, so
 # hundreds of quiet services do not hold two files open each.

@@ -1,23 +1,107 @@
-"""Reading log files for the API: the last N lines, and following across rotation.
+"""Log files: where each instance's streams are written, and reading them: the
+last N lines (both streams interleaved by time when the lines carry
+timestamps), and following across rotation.
 
-The engine writes the files; this only reads them, so a slow reader can
-never hold up a service's output.
+Shared by the engine (the names), the API (a running daemon's answers) and the
+CLI (the files themselves, when no daemon runs). The engine writes the files;
+this only reads them, so a slow reader can never hold up a service's output.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import os
+import re
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["follow", "follow_lines", "last_lines"]
+__all__ = ["EVENTS_FILE", "LogFile", "follow", "follow_lines", "instance_log_files",
+           "instance_names", "labelled", "last_lines", "log_path", "tail_lines"]
+
+# The daemon's own event log, one JSON object a line, in the log dir.
+EVENTS_FILE = "procward.events.jsonl"
+_SUFFIX = {"stdout": "out", "stderr": "err"}
+# What ``[logs] timestamps = true`` puts at the start of each line (local time).
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} ")
 
 _BLOCK = 64 * 1024
 _POLL = 0.1
 # Chunks of lines held for a slow reader before following waits for it.
 _QUEUED = 256
+
+
+def instance_names(service: str, instances: int) -> list[str]:
+    """The names of a service's instances: its own with one, ``web:0``, ``web:1`` ... with more."""
+    return [service] if instances == 1 else [f"{service}:{i}" for i in range(instances)]
+
+
+def log_path(log_dir: Path, instance: str, stream: str) -> Path:
+    """Where ``instance``'s ``stream`` (stdout or stderr) is written: ``web.out.log``,
+    ``web@1.err.log`` (':' is not allowed in Windows file names, '@' in service names)."""
+    return log_dir / f"{instance.replace(':', '@')}.{_SUFFIX[stream]}.log"
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One instance's current log file for one stream (with ``merge_stderr``, its
+    stdout file holds both streams, and is the only one)."""
+
+    instance: str
+    stream: str
+    path: Path
+
+
+def instance_log_files(log_dir: Path, instance: str, stream: str, *,
+                       merged: bool) -> list[LogFile]:
+    """``instance``'s files for ``stream`` (stdout, stderr or both); with ``merged``
+    (``merge_stderr``) the one stdout file, whichever is asked for."""
+    streams = ["stdout"] if merged else [s for s in _SUFFIX if stream in (s, "both")]
+    return [LogFile(instance, s, log_path(log_dir, instance, s)) for s in streams]
+
+
+def labelled(files: list[LogFile]) -> list[tuple[bytes, Path]]:
+    """Each file with what starts its lines: ``[web:1] `` when several instances are
+    shown, ``stdout | `` / ``stderr | `` when an instance's two files are."""
+    instances = len({f.instance for f in files})
+    per_instance = Counter(f.instance for f in files)
+    return [(((f"[{f.instance}] " if instances > 1 else "")
+              + (f"{f.stream} | " if per_instance[f.instance] > 1 else "")).encode(), f.path)
+            for f in files]
+
+
+def tail_lines(sources: list[tuple[bytes, Path]], n: int) -> bytes:
+    """The last ``n`` lines of each file (``(prefix, path)`` each), each line with its
+    file's prefix; see ``_interleave`` for their order."""
+    return _interleave([(prefix, last_lines(path, n)[0]) for prefix, path in sources])
+
+
+def _interleave(parts: list[tuple[bytes, list[bytes]]]) -> bytes:
+    """The lines of several files as one text, in the order of their timestamps.
+
+    Each line is placed by the last timestamp its file showed at or before it
+    (a line without one, such as a traceback's, stays after the line before
+    it). Files whose lines carry no timestamps cannot be interleaved: they come
+    whole, one after the other, in the order given (stderr after stdout, so a
+    traceback ends up nearest the prompt).
+    """
+    if len(parts) == 1:
+        prefix, lines = parts[0]
+        return b"".join(prefix + line for line in lines)
+    keyed = []
+    for prefix, lines in parts:
+        key, one = b"", []
+        for line in lines:
+            if m := _STAMP.match(line):
+                key = m.group()
+            # Several files become one text: a partial last line is ended here.
+            one.append((key, prefix + line if line.endswith(b"\n") else prefix + line + b"\n"))
+        keyed.append(one)
+    return b"".join(line for _, line in heapq.merge(*keyed, key=itemgetter(0)))
 
 
 def last_lines(path: Path, n: int) -> tuple[list[bytes], int]:
@@ -96,9 +180,9 @@ async def follow(path: Path, f: BinaryIO | None) -> AsyncIterator[bytes]:
 
 
 async def follow_lines(sources: list[tuple[bytes, Path]], n: int) -> AsyncIterator[bytes]:
-    """The last ``n`` lines of several files (``(prefix, path)`` each), then their
-    new lines as they come, for ever: whole lines, each starting with its
-    file's prefix."""
+    """The last ``n`` lines of several files (``(prefix, path)`` each, ordered as
+    ``tail_lines`` does), then their new lines as they come, for ever: whole
+    lines, each starting with its file's prefix."""
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUED)
 
     async def pump(prefix: bytes, path: Path, f: BinaryIO | None) -> None:
@@ -114,16 +198,20 @@ async def follow_lines(sources: list[tuple[bytes, Path]], n: int) -> AsyncIterat
     opened: list[BinaryIO] = []
     tasks = []
     try:
-        head: list[bytes] = []
+        head: list[tuple[bytes, list[bytes]]] = []
         for prefix, path in sources:
             # The tail is read from the file that is then followed, with no
             # await between: a rotation at any moment loses and repeats nothing.
             lines, f = _tail(path, n)
-            head.extend(prefix + line for line in lines)
+            if f is not None and len(sources) > 1 and lines and not lines[-1].endswith(b"\n"):
+                # A line still being written is followed from its start, so it
+                # comes whole once ended rather than cut in two by another file's.
+                f.seek(-len(lines.pop()), os.SEEK_CUR)
+            head.append((prefix, lines))
             if f is not None:
                 opened.append(f)
             tasks.append(asyncio.create_task(pump(prefix, path, f)))
-        yield b"".join(head)
+        yield _interleave(head)
         while True:
             yield await queue.get()
     finally:
