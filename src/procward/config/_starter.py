@@ -29,7 +29,8 @@ state_dir = "state"           # runtime state, pids and the local API token
 # log_level = "info"          # debug | info | warning | error
 
 [api]
-listen = "127.0.0.1:9771"     # beyond loopback needs tls_cert and tls_key
+listen = "127.0.0.1:0"        # port 0: any free port, found by the CLI in state_dir;
+                              # beyond loopback needs tls_cert and tls_key
 # enabled = true
 # tls_cert = "certs/server.pem"
 # tls_key = "certs/server.key"
