@@ -60,7 +60,8 @@ depends_on = ["worker"]       # start worker first, stop it last
 # success_exit_codes = [0]
 # start_seconds = "1s"        # up this long (or READY reported) counts as started
 # backoff = { initial = "1s", max = "60s", factor = 2.0, jitter = 0.1, reset_after = "60s" }
-# start_limit = { burst = 5, interval = "60s" }  # more automatic restarts (crashes of a started program too) -> failed
+# start_limit = { burst = 5, interval = "60s" }  # more automatic restarts -> failed
+#                             (every restart counts, also after a program had started)
 # stop_signal = "TERM"        # TERM, INT, HUP, QUIT, KILL, USR1, USR2; Windows: CTRL_BREAK, CTRL_C
 # stop_timeout = "10s"        # then the whole process tree is killed
 # instances = 1               # N copies, web:0 .. web:N-1
