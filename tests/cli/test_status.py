@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -90,7 +91,7 @@ def test_the_demo_and_a_starter_file_run_side_by_side(tmp_path: Path) -> None:
             assert result.returncode == 0, (result.stderr, config.parent.joinpath(
                 "daemon.out").read_text())
             assert service in result.stdout
-            urls.add((config.parent / "state" / "api.json").read_text())
+            urls.add(json.loads((config.parent / "state" / "api.json").read_text())["url"])
         assert len(urls) == 3  # three daemons, three addresses
         for proc in (first, second, third):
             assert proc.poll() is None
