@@ -135,9 +135,9 @@ class Service:
     # ---- registration --------------------------------------------------------------
 
     def _manager(self) -> ServiceManager:
-        return manager(f"{self.invocation()} run")
+        return manager(f"{self._invocation()} run")
 
-    def invocation(self) -> str:
+    def _invocation(self) -> str:
         """How a person runs this program's command line: ``python -m module``, or the
         script as it was named (``report_sync.py``)."""
         argv = self.host_argv()
@@ -169,7 +169,7 @@ class Service:
             password=password, depends_on=self.depends_on,
             working_dir=self.working_dir or script_dir, env=self.env, user_scope=user,
             stop_budget=self.stop_timeout,
-            remover=f"{self.invocation()} uninstall" + (" --user" if user else ""),
+            remover=f"{self._invocation()} uninstall" + (" --user" if user else ""),
         )
 
     def install(self, *, user: bool = False, start_type: StartType | None = None,

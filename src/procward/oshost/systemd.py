@@ -25,8 +25,8 @@ from procward.oshost._posix import PosixManager, describe_install, run_manager_c
 
 __all__ = ["MARKER", "SystemdManager", "render_unit", "unit_dir"]
 
-# The first line of every unit we write: uninstall and reinstall touch only these.
-# The first line of every unit procward writes (then the command that removes it).
+# How every unit we write begins (then the command that removes it): uninstall and
+# reinstall touch only these.
 MARKER = "# Written by procward"
 
 _UNIT_TYPES = (".service", ".socket", ".target", ".mount", ".timer", ".path", ".device")
