@@ -134,6 +134,11 @@ def test_install_dry_run_registers_python_script_host() -> None:
     assert f"WorkingDirectory={EXAMPLE.parent}" in lines
     assert "Description=Copies the day's reports every few seconds (a procward SDK example)" \
         in lines
+    # The note on its first line names the program's own uninstall, not procward's.
+    assert f"`{EXAMPLE.name} uninstall` removes it." in done.stdout
+    user = subprocess.run([sys.executable, str(EXAMPLE), "install", "--user", "--dry-run"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert f"`{EXAMPLE.name} uninstall --user` removes it." in user.stdout
 
 
 @pytest.mark.skipif(sys.platform != "linux" or os.path.isdir("/run/systemd/system"),
@@ -146,6 +151,8 @@ def test_without_systemd_registration_is_a_clear_error(verb: str) -> None:
     assert done.returncode == 1
     assert "systemd is not the init system" in done.stderr or "systemctl" in done.stderr
     assert "Traceback" not in done.stderr
+    # What runs it without systemd is the program's own `run`, not `procward run`.
+    assert f"`{EXAMPLE.name} run`" in done.stderr and "procward run" not in done.stderr
 
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("setpriv") is None

@@ -177,6 +177,14 @@ def run_foreground(config: Config, path: Path, profile: str | None, *,
     at this console; an exit code. A daemon that cannot start (its state dir taken,
     its API port in use) says why on stderr (exit 1).
     """
+    from procward._running import config_option, record
+
+    # How a client started where the user stands reaches this daemon: asked
+    # before the daemon leaves that folder.
+    words = ["procward status", config_option(config.source)]
+    if profile and profile != os.environ.get("PROCWARD_PROFILE"):
+        words.append(f"--profile {profile}")
+    status = " ".join(w for w in words if w)
     # The daemon works where its services run unless they say otherwise, so
     # they start through posix_spawn, which cannot set a working directory
     # (see procward._os.posix). Every path the daemon holds is absolute by now.
@@ -189,13 +197,15 @@ def run_foreground(config: Config, path: Path, profile: str | None, *,
         print(f"procward: {text}", flush=True)
 
     api_url: list[str] = []
+    forget: list[Callable[[], None]] = []
 
     def banner(sup: Supervisor) -> None:
+        forget.append(record(config.source, sup.state_dir, api_url[0] if api_url else None))
         n = len(config.services)
         say(f"{__version__} supervising {n} service{'s' if n != 1 else ''} from {config.source}")
         if api_url:
             say(f"api:    {api_url[0]}  (token: {sup.state_dir / 'admin.token'}; "
-                "`procward status` finds both)")
+                f"`{status}` finds both)")
         say(f"logs:   {sup.log_dir}")
         say(f"events: {sup.events_path}")
         say(f"state:  {sup.state_dir}")
@@ -212,6 +222,9 @@ def run_foreground(config: Config, path: Path, profile: str | None, *,
     except ProcwardError as e:
         print(f"procward: {e}", file=sys.stderr)
         return 1
+    finally:
+        for undo in forget:
+            undo()
 
 
 class HostedDaemon:

@@ -135,7 +135,15 @@ class Service:
     # ---- registration --------------------------------------------------------------
 
     def _manager(self) -> ServiceManager:
-        return manager()
+        return manager(f"{self._invocation()} run")
+
+    def _invocation(self) -> str:
+        """How a person runs this program's command line: ``python -m module``, or the
+        script as it was named (``report_sync.py``)."""
+        argv = self.host_argv()
+        if argv[1] == "-m":
+            return f"python -m {argv[2]}"
+        return os.path.basename(sys.argv[0]) or os.path.basename(argv[1])
 
     def host_argv(self) -> list[str]:
         """What the OS manager runs: this interpreter, this program, ``host``."""
@@ -161,6 +169,7 @@ class Service:
             password=password, depends_on=self.depends_on,
             working_dir=self.working_dir or script_dir, env=self.env, user_scope=user,
             stop_budget=self.stop_timeout,
+            remover=f"{self._invocation()} uninstall" + (" --user" if user else ""),
         )
 
     def install(self, *, user: bool = False, start_type: StartType | None = None,

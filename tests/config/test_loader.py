@@ -310,7 +310,7 @@ PROBLEMS = [
         [api]
         listen = "localhost"
         tls_cert = "server.pem"
-    """, [(2, "api.listen", 'expected "host:port" such as "127.0.0.1:9771", got "localhost"')],
+    """, [(2, "api.listen", 'expected "host:port" such as "127.0.0.1:8080", got "localhost"')],
                  id="listen needs a port"),
     pytest.param("""
         [api]

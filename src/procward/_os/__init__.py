@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from procward._os._paths import default_config_path
+from procward._os._paths import default_config_path, running_dir
 
 if TYPE_CHECKING:
     from procward._os._base import (
@@ -36,6 +36,7 @@ __all__ = [
     "Platform",
     "SpawnSpec",
     "default_config_path",
+    "running_dir",
 ]
 
 PLATFORM: Platform

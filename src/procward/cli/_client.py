@@ -63,11 +63,24 @@ def _located(args: argparse.Namespace) -> Located:
         problem = e.problems[0]
         if problem.message == "no such file":
             raise ClientError(f"no configuration at {problem.file}: pass -c FILE, or --url to "
-                              "reach a daemon elsewhere", EXIT_BAD_CONFIG) from None
+                              f"reach a daemon elsewhere{_others()}", EXIT_BAD_CONFIG) from None
         raise ClientError(f"{e}\n(`procward check` says more)", EXIT_BAD_CONFIG) from None
     if found.problems:
         raise ClientError("\n".join(str(p) for p in found.problems), EXIT_BAD_CONFIG)
     return found
+
+
+def _others() -> str:
+    """The daemons this user runs, each with the ``-c FILE`` that reaches it from here."""
+    from procward._running import config_option, running
+
+    found = running()
+    if not found:
+        return ""
+    lines = [f"  {config_option(r.config) or '(no -c needed)'}    pid {r.pid}"
+             + (f", {r.url}" if r.url else "") for r in found]
+    return ("\nprocward runs for these configurations; name one with -c:\n"
+            + "\n".join(lines))
 
 
 def locate_state_dir(args: argparse.Namespace) -> Path:

@@ -257,7 +257,7 @@ class ApiSettings:
 
     __pydantic_config__ = _STRICT
 
-    listen: Annotated[str, _Before(_listen)] = "127.0.0.1:9771"
+    listen: Annotated[str, _Before(_listen)] = "127.0.0.1:0"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None
@@ -286,7 +286,7 @@ def split_listen(listen: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f'expected "host:port" such as "127.0.0.1:9771", got "{listen}"')
+        raise ValueError(f'expected "host:port" such as "127.0.0.1:8080", got "{listen}"')
     return host, int(port)
 
 

@@ -29,7 +29,8 @@ state_dir = "state"           # runtime state, pids and the local API token
 # log_level = "info"          # debug | info | warning | error
 
 [api]
-listen = "127.0.0.1:9771"     # beyond loopback needs tls_cert and tls_key
+listen = "127.0.0.1:0"        # port 0: any free port, found by the CLI in state_dir;
+                              # beyond loopback needs tls_cert and tls_key
 # enabled = true
 # tls_cert = "certs/server.pem"
 # tls_key = "certs/server.key"
@@ -59,7 +60,8 @@ depends_on = ["worker"]       # start worker first, stop it last
 # success_exit_codes = [0]
 # start_seconds = "1s"        # up this long (or READY reported) counts as started
 # backoff = { initial = "1s", max = "60s", factor = 2.0, jitter = 0.1, reset_after = "60s" }
-# start_limit = { burst = 5, interval = "60s" }  # more failed starts -> failed
+# start_limit = { burst = 5, interval = "60s" }  # more automatic restarts -> failed
+#                             (every restart counts, also after a program had started)
 # stop_signal = "TERM"        # TERM, INT, HUP, QUIT, KILL, USR1, USR2; Windows: CTRL_BREAK, CTRL_C
 # stop_timeout = "10s"        # then the whole process tree is killed
 # instances = 1               # N copies, web:0 .. web:N-1

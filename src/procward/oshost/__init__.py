@@ -45,8 +45,11 @@ __all__ = [
 ]
 
 
-def manager() -> ServiceManager:
-    """The service manager of this OS; raises OsHostError where there is none."""
+def manager(foreground: str = "procward run") -> ServiceManager:
+    """The service manager of this OS; raises OsHostError where there is none.
+
+    ``foreground`` runs the same thing without a manager: the advice where the
+    manager is missing (systemd, launchd)."""
     import sys
 
     # The one platform switch of this layer: each backend is its own module.
@@ -57,7 +60,7 @@ def manager() -> ServiceManager:
     if sys.platform == "darwin":
         from procward.oshost.launchd import LaunchdManager
 
-        return LaunchdManager()
+        return LaunchdManager(foreground)
     from procward.oshost.systemd import SystemdManager
 
-    return SystemdManager()
+    return SystemdManager(foreground)

@@ -68,6 +68,7 @@ class ServiceSpec:
     # Added after the first cut (keep defaults so existing callers are unchanged):
     reload_argv: list[str] = field(default_factory=list)  # re-read configuration (ExecReload)
     watchdog: float = 0.0             # keep-alive period the manager enforces; 0: none
+    remover: str = "procward service uninstall"  # the command that removes it, for its notes
 
     @property
     def stop_wait(self) -> float:

@@ -28,6 +28,11 @@ class PosixManager:
     # What check_privileges says to a user who asked for a system service without root.
     needs_root: str
 
+    def __init__(self, foreground: str = "procward run") -> None:
+        # The command that runs the same thing in the foreground, advised where
+        # this manager is missing (`procward run`, or an SDK program's `run`).
+        self.foreground = foreground
+
     def check_privileges(self, user_scope: bool) -> None:
         """Raise NotPrivileged when a system service is wanted and this is not root."""
         if not user_scope and sys.platform != "win32" and os.geteuid() != 0:

@@ -114,7 +114,8 @@ class LaunchdManager(PosixManager):
     def check_launchd(self) -> None:
         if shutil.which("launchctl") is None:
             raise OsHostError("launchctl is not installed: launchd is macOS's service manager. "
-                              "Run `procward run` from this system's own service manager")
+                              f"Run `{self.foreground}` from this system's own service "
+                              "manager")
 
     def install(self, spec: ServiceSpec) -> None:
         data = render_plist(spec)

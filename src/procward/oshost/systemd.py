@@ -25,8 +25,9 @@ from procward.oshost._posix import PosixManager, describe_install, run_manager_c
 
 __all__ = ["MARKER", "SystemdManager", "render_unit", "unit_dir"]
 
-# The first line of every unit we write: uninstall and reinstall touch only these.
-MARKER = "# Written by procward; `procward service uninstall` removes it."
+# How every unit we write begins (then the command that removes it): uninstall and
+# reinstall touch only these.
+MARKER = "# Written by procward"
 
 _UNIT_TYPES = (".service", ".socket", ".target", ".mount", ".timer", ".path", ".device")
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:")
@@ -103,7 +104,7 @@ def render_unit(spec: ServiceSpec) -> str:
         raise OsHostError("a --user service runs as you; --account is for system services")
     description = spec.description or spec.display_name or spec.name
     unit = [
-        MARKER,
+        f"{MARKER}; `{_one_line(spec.remover, 'remover')}` removes it.",
         "[Unit]",
         f"Description={_escape_specifiers(_one_line(description, 'description'))}",
     ]
@@ -220,12 +221,12 @@ class SystemdManager(PosixManager):
         if shutil.which("systemctl") is None:
             raise OsHostError(
                 "systemctl is not installed: this system does not use systemd. Run "
-                "`procward run` from your init system's own service definition instead"
+                f"`{self.foreground}` from your init system's own service definition instead"
             )
         if not os.path.isdir("/run/systemd/system"):
             raise OsHostError(
                 "systemd is not the init system here (no /run/systemd/system; a container "
-                "or another init?). Run `procward run` from whatever starts services here "
+                f"or another init?). Run `{self.foreground}` from whatever starts services here "
                 "instead"
             )
 
