@@ -119,6 +119,8 @@ class ApiClient:
 
     def __init__(self, target: _Target, cert: str | None = None, key: str | None = None) -> None:
         self.url = target.url
+        # Found through this machine's state dir (not --url): its pids are ours to watch.
+        self.local = target.local
         self._token = target.token
         parts = urlsplit(target.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
