@@ -143,3 +143,19 @@ def test_shutdown_help() -> None:
                          check=False, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
     assert "then the daemon" in out.stdout and "admin token" in out.stdout
+
+
+def test_shutdown_through_a_url_waits_until_the_api_closes(start_daemon: Any,
+                                                           tmp_path: Path) -> None:
+    """With --url and --token (no configuration, as from another machine) the command
+    waits until the daemon's API has closed, says so, and exits 0; the daemon then exits 0."""
+    d = start_daemon(_body(tmp_path))
+    _all_running(d)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "procward", "shutdown", "--url", d.url,
+                           "--token", d.token], check=False, capture_output=True, text=True,
+                          cwd=elsewhere, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "procward's API has closed"
+    assert d.proc.wait(timeout=60) == 0
