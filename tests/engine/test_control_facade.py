@@ -1,4 +1,4 @@
-"""The Control facade's shutdown: what it says it will stop, and that it asks once."""
+"""The Control facade: a shutdown's plan and that it is asked once; unknown names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from procward.engine import Control, ControlAction, Supervisor
+from procward.errors import UnknownService
 from procward.testing import EventRecorder, make_config
 
 
@@ -39,3 +40,18 @@ def test_shutdown_needs_a_way_to_stop_the_daemon(tmp_path: Path) -> None:
     """A Control made without stop_daemon refuses to plan a shutdown it could not carry out."""
     with pytest.raises(RuntimeError):
         Control(Supervisor(make_config(tmp_path, {}))).shutdown("ops")
+
+
+def test_an_unknown_name_is_told_the_names_there_are(tmp_path: Path) -> None:
+    """An unknown name's error lists the services (the first 20, then how many more) and the
+    nearest name; with no services it says so."""
+    sleep = ["sleep", "600"]
+    many = {f"job{i:02}": {"command": sleep} for i in range(25)}
+    control = Control(Supervisor(make_config(tmp_path / "many", many)))
+    with pytest.raises(UnknownService) as caught:
+        control.status(["jbo24"])
+    assert str(caught.value) == (
+        "no service or instance named 'jbo24' (did you mean \"job24\"?); the services are: "
+        + ", ".join(f"job{i:02}" for i in range(20)) + " and 5 more")
+    with pytest.raises(UnknownService, match="this daemon runs no services"):
+        Control(Supervisor(make_config(tmp_path / "none", {}))).status(["web"])

@@ -191,7 +191,7 @@ class Supervisor:
 
     def _unknown(self, name: str) -> str:
         """Why ``name`` selects nothing: the names there are, and the nearest one."""
-        services = list(self._instances)
+        services = list(self.config.services)
         if not services:
             return f"no service or instance named {name!r}: this daemon runs no services"
         shown = ", ".join(services[:_NAMES_SHOWN])
@@ -199,7 +199,7 @@ class Supervisor:
             shown += f" and {len(services) - _NAMES_SHOWN} more"
         # The nearest of the service names and, for `web:3`, of the instance names.
         nearest = did_you_mean(name, services + [i.name for i in self.instances()
-                                                 if i.name not in self._instances])
+                                                 if i.name not in services])
         return f"no service or instance named {name!r}{nearest}; the services are: {shown}"
 
     def status(self, names: Iterable[str] | None = None) -> list[InstanceStatus]:
