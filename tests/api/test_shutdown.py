@@ -159,3 +159,17 @@ def test_shutdown_through_a_url_waits_until_the_api_closes(start_daemon: Any,
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "procward's API has closed"
     assert d.proc.wait(timeout=60) == 0
+
+
+def test_shutdown_names_at_most_twenty_services(start_daemon: Any) -> None:
+    """With more than twenty services the line names the first twenty and counts the rest."""
+    d = start_daemon("".join(f"\n[services.job{i:02}]\ncommand = {SLEEPER}\nstart_seconds = 0.1\n"
+                             for i in range(22)))
+    d.wait(lambda rows: len(rows) == 22 and all(r["state"] == "running" for r in rows.values()),
+           "all running")
+    done = d.cli("shutdown")
+    assert done.returncode == 0, done.stderr
+    names = ", ".join(f"job{i:02}" for i in range(20))
+    assert done.stdout.splitlines()[0] == \
+        f"stopping {names} and 2 more, then procward (pid {d.proc.pid})"
+    assert d.proc.poll() == 0

@@ -11,6 +11,8 @@ from procward.cli._client import ApiClient, ClientError, add_client_options, con
 
 __all__ = ["register"]
 
+# shutdown names at most this many of the services it stops.
+_SHOWN = 20
 _HELP = {"start": "start services (clears failed)", "stop": "stop services",
          "restart": "stop, then start services"}
 
@@ -102,8 +104,10 @@ def shutdown(args: argparse.Namespace) -> int:
     # The services' own budget, and the margin an OS manager is given for the rest.
     wait = stop_wait(float(answer["stop_budget"]))
     if not args.json:
-        print(f"stopping {', '.join(stopping) or 'no services'}, then procward (pid {pid})",
-              flush=True)
+        shown = ", ".join(stopping[:_SHOWN]) or "no services"
+        if len(stopping) > _SHOWN:
+            shown += f" and {len(stopping) - _SHOWN} more"
+        print(f"stopping {shown}, then procward (pid {pid})", flush=True)
     gone = _gone(client, pid, since=asked, deadline=time.monotonic() + wait)
     if args.json:
         print(json.dumps({**answer, "stopped": gone}))
