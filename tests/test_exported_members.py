@@ -19,8 +19,8 @@ PUBLIC = {
         "SERVICE_NAME", "AlertRule", "AlertSink", "AlertsSettings", "ApiSettings",
         "BackoffSettings", "Config", "DaemonSettings", "FleetSettings", "HealthSettings",
         "Located", "LogSettings", "ServiceConfig", "StartLimitSettings", "dependency_cycles",
-        "find_config_path", "load", "locate", "parse_duration", "parse_size", "split_listen",
-        "starter_config", "stop_budget", "stop_order", "validate_config",
+        "did_you_mean", "find_config_path", "load", "locate", "parse_duration", "parse_size",
+        "split_listen", "starter_config", "stop_budget", "stop_order", "validate_config",
     ],
     "procward.engine": [
         "EVENTS_FILE", "AlertFailure", "AlertFired", "AuthFailure", "Control", "ControlAction",

@@ -83,7 +83,8 @@ async def run_daemon(
     reload_config: Callable[[], Awaitable[Config]] | None = None,
     on_api: Callable[[str], None] | None = None,
 ) -> int:
-    """Supervise ``config`` until asked to stop (SIGINT/SIGTERM, Ctrl+C/Ctrl+Break).
+    """Supervise ``config`` until asked to stop (SIGINT/SIGTERM, Ctrl+C/Ctrl+Break, or
+    ``procward shutdown`` through the API).
 
     ``install_signals=False`` for a daemon hosted off the main thread (the
     Windows SCM runs the service body on its own thread), which then stops
@@ -110,7 +111,8 @@ async def run_daemon(
             say(f"received {signal_name} again: killing all services now")
             supervisor.kill()
 
-    control = Control(supervisor, reload_config)
+    # `procward shutdown` (POST /v1/shutdown) takes the same graceful stop as SIGTERM.
+    control = Control(supervisor, reload_config, stop_daemon=on_stop)
     api = None
     if config.api.enabled:
         # Imported only when enabled: the web stack is most of the daemon's memory.

@@ -196,6 +196,18 @@ def test_usage_errors_exit_2(args: list[str], message: str, tmp_path: Path) -> N
     assert message in done.stderr
 
 
+def test_a_program_without_the_double_dash_is_shown_with_it(tmp_path: Path) -> None:
+    """`wrap NAME python3 app.py` (no --) is exit 2 with wrap's usage and the same command
+    with -- before the program, wrap's own options left before it; nothing is written."""
+    folder = tmp_path / "f"
+    done = procward("wrap", "web", "--folder", str(folder), "python3", "-u", "app.py")
+    assert done.returncode == 2
+    assert "usage: procward wrap NAME" in done.stderr
+    assert (f"put -- before the program: procward wrap web --folder {folder} -- "
+            "python3 -u app.py") in done.stderr
+    assert not folder.exists()
+
+
 def test_default_folders() -> None:
     """System wraps live under /var/lib/procward/wrap, --user ones under XDG_STATE_HOME."""
     assert wrap_folder("web", user_scope=False) == Path("/var/lib/procward/wrap/web")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -237,6 +238,13 @@ async def reload(request: Request, who: TokenInfo) -> Response:
 
 
 @authenticated
+async def shutdown(request: Request, who: TokenInfo) -> Response:
+    plan = _shared(request).control.shutdown(who.name)
+    # The stop begins once the answer is sent: the API closes as the services stop.
+    return JSONResponse(plan.to_dict(), background=BackgroundTask(plan.begin))
+
+
+@authenticated
 async def events(request: Request, who: TokenInfo) -> Response:
     n = _int_param(request, "n", 50)
     following = _bool_param(request, "follow")
@@ -289,6 +297,7 @@ _ROUTES = [
     Route("/v1/stop", stop_services, methods=["POST"]),
     Route("/v1/restart", restart_services, methods=["POST"]),
     Route("/v1/reload", reload, methods=["POST"]),
+    Route("/v1/shutdown", shutdown, methods=["POST"]),
     Route("/v1/events", events, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -74,6 +74,18 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["action", "done"],
         "properties": {"action": {"type": "string"}, "done": _NAMES},
     },
+    "ShutdownResult": {
+        "type": "object", "required": ["action", "stopping", "stop_budget", "pid"],
+        "properties": {
+            "action": {"const": "shutdown"},
+            "stopping": {**_NAMES, "description": "the services, in the order they stop "
+                                                  "(dependents first)"},
+            "stop_budget": {"type": "number", "minimum": 0,
+                            "description": "the longest the services' stop can take, in "
+                                           "seconds (their stop_timeout along each chain)"},
+            "pid": {"type": "integer", "description": "the daemon's process id"},
+        },
+    },
     "ReloadResult": {
         "type": "object",
         "required": ["ok", "added", "removed", "changed", "unchanged", "needs_restart",
@@ -178,6 +190,20 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "401": _UNAUTHORIZED, "403": _FORBIDDEN,
                 },
             }},
+            "/v1/shutdown": {"post": {
+                "summary": "stop every service in order, then the daemon itself",
+                "operationId": "shutdown", "security": _SECURED,
+                "responses": {
+                    "200": {"description": "the stop begins once this answer is sent; "
+                                           "the API closes as the services stop",
+                            "content": {"application/json": {
+                                "schema": _ref("ShutdownResult"),
+                                "example": {"action": "shutdown",
+                                            "stopping": ["web", "worker", "db"],
+                                            "stop_budget": 20.0, "pid": 41200}}}},
+                    "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                },
+            }},
             "/v1/events": {"get": {
                 "summary": "the daemon's events as JSON lines, optionally followed",
                 "operationId": "events", "security": _SECURED,
@@ -239,6 +265,11 @@ def reference_markdown(document: dict[str, Any]) -> str:
             for status, resp in op["responses"].items():
                 out.append(f"| {status} | {resp['description']} |")
             out.append("")
+            for status, resp in op["responses"].items():
+                for media in resp.get("content", {}).values():
+                    if "example" in media:
+                        out += [f"For example ({status}):", "", "```json",
+                                json_text(media["example"], indent=2), "```", ""]
     out += ["## Schemas", ""]
     for name, schema in document["components"]["schemas"].items():
         out += [f"### `{name}`", "", "```json", json_text(schema, indent=2), "```", ""]

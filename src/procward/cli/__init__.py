@@ -26,6 +26,7 @@ EXIT_UNREACHABLE = 3
 _COMMANDS = {
     "init": "_init", "check": "_check", "run": "_run", "status": "_status",
     "start": "_control", "stop": "_control", "restart": "_control", "reload": "_control",
+    "shutdown": "_control",
     "logs": "_logs", "events": "_logs", "token": "_token", "service": "_service",
     "wrap": "_wrap",
 }

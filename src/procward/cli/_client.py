@@ -145,7 +145,8 @@ class ApiClient:
 
     def __init__(self, target: _Target, cert: str | None = None, key: str | None = None) -> None:
         self.url = target.url
-        self._local = target.local
+        # Found through this machine's state dir (not --url): its pids are ours to watch.
+        self.local = target.local
         self._token = target.token
         parts = urlsplit(target.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -200,7 +201,7 @@ class ApiClient:
             conn.close()
             message = (f"procward does not answer at {self.url} ({e}); is it running? "
                        "Start it with `procward run`")
-            if self._local:  # the address of a daemon that has gone, most likely
+            if self.local:  # the address of a daemon that has gone, most likely
                 raise NoDaemon(message, EXIT_UNREACHABLE,
                                f"procward does not answer at {self.url}") from None
             raise ClientError(message, EXIT_UNREACHABLE) from None

@@ -1,15 +1,18 @@
-"""``procward start|stop|restart NAME… | --all`` and ``procward reload``."""
+"""``procward start|stop|restart NAME… | --all``, ``procward reload`` and ``procward shutdown``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
-from procward.cli import EXIT_BAD_CONFIG, EXIT_FAILED
-from procward.cli._client import ClientError, add_client_options, connect, fail
+from procward.cli import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE
+from procward.cli._client import ApiClient, ClientError, add_client_options, connect, fail
 
 __all__ = ["register"]
 
+# shutdown names at most this many of the services it stops.
+_SHOWN = 20
 _HELP = {"start": "start services (clears failed)", "stop": "stop services",
          "restart": "stop, then start services"}
 
@@ -31,6 +34,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_client_options(p)
     p.set_defaults(func=reload)
+    p = sub.add_parser(
+        "shutdown", help="stop every service, then the daemon itself",
+        description="Stop every service in order (dependents first, each within its "
+                    "stop_timeout), then the daemon, as SIGTERM or Ctrl+C would; wait until "
+                    "it is gone. Needs an admin token. (supervisorctl shutdown does the same.)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_client_options(p)
+    p.set_defaults(func=shutdown)
 
 
 def act(args: argparse.Namespace) -> int:
@@ -78,3 +89,73 @@ def reload(args: argparse.Namespace) -> int:
         print(f"changed, applied only when the daemon restarts: "
               f"[{'], ['.join(answer['needs_restart'])}]")
     return 0
+
+
+def shutdown(args: argparse.Namespace) -> int:
+    asked = time.time()
+    try:
+        client = connect(args)
+        answer = client.call("POST", "/v1/shutdown")
+    except ClientError as e:
+        return fail(e)
+    from procward.oshost import stop_wait
+
+    pid, stopping = int(answer["pid"]), answer["stopping"]
+    # The services' own budget, and the margin an OS manager is given for the rest.
+    wait = stop_wait(float(answer["stop_budget"]))
+    if not args.json:
+        shown = ", ".join(stopping[:_SHOWN]) or "no services"
+        if len(stopping) > _SHOWN:
+            shown += f" and {len(stopping) - _SHOWN} more"
+        print(f"stopping {shown}, then procward (pid {pid})", flush=True)
+    gone = _gone(client, pid, since=asked, deadline=time.monotonic() + wait)
+    if args.json:
+        print(json.dumps({**answer, "stopped": gone}))
+    elif gone:
+        print("procward stopped" if client.local else "procward's API has closed")
+    else:
+        print(f"procward (pid {pid}) is still stopping after {wait:g} s; `procward status` "
+              "or its events say which service holds it up", flush=True)
+    return 0 if gone else EXIT_FAILED
+
+
+def _gone(client: ApiClient, pid: int, *, since: float, deadline: float) -> bool:
+    """Whether the daemon went away before ``deadline``: its process, when it runs here,
+    else its API (which closes as the services stop)."""
+    if client.local:
+        import psutil
+
+        try:
+            process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            return True
+        try:
+            if process.create_time() > since:
+                return True  # the pid is another program's now: the daemon is gone
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.AccessDenied:
+            pass  # another user's daemon: is_running() still tells
+
+        def ended() -> bool:
+            try:
+                # An exited daemon its parent has not reaped yet is gone too (a zombie).
+                return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+            except psutil.AccessDenied:
+                return not process.is_running()
+
+        while not ended():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+    while time.monotonic() < deadline:
+        try:
+            client.call("GET", "/healthz", timeout=1)
+        except ClientError as e:
+            if e.code == EXIT_UNREACHABLE:
+                return True
+        time.sleep(0.05)
+    return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -85,6 +86,13 @@ class _WrapParser(argparse.ArgumentParser):
             at = words.index("--")
             words, command = words[:at], words[at + 1:]
         parsed, extras = super().parse_known_args(words, namespace)
+        stray = next((w for w in extras if not w.startswith("-")), None)
+        if stray is not None and not command:
+            # `wrap web python3 app.py`: the program was meant, without the `--`
+            # that keeps its own options from being read as wrap's.
+            at = words.index(stray, 1) if stray in words[1:] else len(words)
+            self.error("put -- before the program: procward wrap "
+                       f"{shlex.join([*words[:at], '--', *words[at:]])}")
         parsed.command = command
         return parsed, extras
 

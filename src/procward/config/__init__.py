@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         StartLimitSettings,
         split_listen,
     )
+    from procward.config._suggest import did_you_mean
     from procward.config._units import parse_duration, parse_size
 
 # The rest of the public names, and the module each comes from, imported when
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 _LATER = {
     **dict.fromkeys(["dependency_cycles", "stop_budget", "stop_order"], "_graph"),
     **dict.fromkeys(["parse_duration", "parse_size"], "_units"),
+    "did_you_mean": "_suggest",
     **dict.fromkeys([
         "SERVICE_NAME", "AlertRule", "AlertSink", "AlertsSettings", "ApiSettings",
         "BackoffSettings", "Config", "DaemonSettings", "FleetSettings", "HealthSettings",
@@ -98,6 +100,7 @@ __all__ = [
     "ServiceConfig",
     "StartLimitSettings",
     "dependency_cycles",
+    "did_you_mean",
     "find_config_path",
     "load",
     "locate",

@@ -1,4 +1,4 @@
-"""The narrow facade the control API talks to: look, act, reload, with who did it.
+"""The narrow facade the control API talks to: look, act, reload, shut down, with who did it.
 
 The API never touches instances or log writers; it calls these methods, each
 of which records control actions as events naming the token that asked.
@@ -7,22 +7,25 @@ of which records control actions as events naming the token that asked.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from procward._logfiles import LogFile, instance_log_files
-from procward.config import Config
+from procward.config import Config, stop_budget, stop_order
 from procward.engine._events import PAYLOADS, ControlAction, Event, EventKind, Reload
 from procward.engine._instance import InstanceStatus
 from procward.engine._supervisor import ReloadResult, Supervisor
 from procward.errors import ConfigError
 
-__all__ = ["Control", "LogFile", "ReloadOutcome"]
+__all__ = ["Control", "LogFile", "ReloadOutcome", "Shutdown"]
 
 # Loads the configuration file again; raises ConfigError when it is bad.
 ConfigLoader = Callable[[], Awaitable[Config]]
+# Asks the daemon for its graceful stop (what SIGTERM does), with the reason it says.
+StopDaemon = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,31 @@ class ReloadOutcome:
         return body
 
 
+@dataclass(frozen=True)
+class Shutdown:
+    """What a shutdown request will do: stop ``stopping`` in that order (dependents
+    first), taking at most ``stop_budget`` seconds, then end the daemon ``pid``.
+    Nothing stops until ``begin()``, which the API calls once its answer is sent."""
+
+    stopping: list[str]
+    stop_budget: float
+    pid: int
+    begin: Callable[[], None] = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"action": "shutdown", "stopping": self.stopping,
+                "stop_budget": self.stop_budget, "pid": self.pid}
+
+
 class Control:
     """What a remote caller may ask of a running Supervisor."""
 
-    def __init__(self, supervisor: Supervisor, loader: ConfigLoader | None = None) -> None:
+    def __init__(self, supervisor: Supervisor, loader: ConfigLoader | None = None,
+                 stop_daemon: StopDaemon | None = None) -> None:
         self.supervisor = supervisor
         self._loader = loader
+        self._stop_daemon = stop_daemon
+        self._stop_asked = False
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -129,6 +151,28 @@ class Control:
                                      tuple(result.changed), tuple(result.unchanged),
                                      tuple(result.needs_restart)), "reload applied"))
             return ReloadOutcome(True, result)
+
+    def shutdown(self, who: str) -> Shutdown:
+        """Record that ``who`` asks the daemon itself to stop, and say how it will.
+
+        ``begin()`` takes the daemon's graceful stop, the one SIGTERM takes; asking
+        again while it stops changes nothing (a second Ctrl+C kills, a second
+        request does not).
+        """
+        if self._stop_daemon is None:
+            raise RuntimeError("this Control was made without stop_daemon")
+        stop = self._stop_daemon
+        self.supervisor.emit(Event.of(ControlAction("shutdown", who),
+                                      f"shutdown of the daemon (by {who})"))
+
+        def begin() -> None:
+            if not self._stop_asked:
+                self._stop_asked = True
+                stop(f"a shutdown request (by {who})")
+
+        services = self.config.services
+        return Shutdown([name for level in stop_order(services) for name in level],
+                        stop_budget(services), os.getpid(), begin)
 
     def _refused(self, problems: list[str]) -> ReloadOutcome:
         self.supervisor.emit(Event.of(

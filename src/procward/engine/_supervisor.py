@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from procward._logfiles import EVENTS_FILE
 from procward._os import PLATFORM, Platform
-from procward.config import Config, LogSettings, stop_order
+from procward.config import Config, LogSettings, did_you_mean, stop_order
 from procward.engine._events import DaemonNote, Event, EventBus, Payload
 from procward.engine._instance import Instance, InstanceStatus
 from procward.engine._journal import ChildJournal
@@ -34,6 +34,8 @@ _EVENT_LOG = LogSettings(max_size=10 * 1024 * 1024, keep=5)
 # A log file without output for this long gives its descriptor back, so
 # hundreds of quiet services do not hold two files open each.
 _IDLE_CLOSE = 5.0
+# An unknown name's message lists at most this many of the service names.
+_NAMES_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,22 @@ class Supervisor:
             else:
                 found = [i for i in self.instances() if i.name == name]
             if not found:
-                raise UnknownService(f"no service or instance named {name!r}")
+                raise UnknownService(self._unknown(name))
             chosen.extend(i for i in found if i not in chosen)
         return chosen
+
+    def _unknown(self, name: str) -> str:
+        """Why ``name`` selects nothing: the names there are, and the nearest one."""
+        services = list(self.config.services)
+        if not services:
+            return f"no service or instance named {name!r}: this daemon runs no services"
+        shown = ", ".join(services[:_NAMES_SHOWN])
+        if len(services) > _NAMES_SHOWN:
+            shown += f" and {len(services) - _NAMES_SHOWN} more"
+        # The nearest of the service names and, for `web:3`, of the instance names.
+        nearest = did_you_mean(name, services + [i.name for i in self.instances()
+                                                 if i.name not in services])
+        return f"no service or instance named {name!r}{nearest}; the services are: {shown}"
 
     def status(self, names: Iterable[str] | None = None) -> list[InstanceStatus]:
         chosen = self.instances() if names is None else self.select(names)
