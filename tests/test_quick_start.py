@@ -93,7 +93,11 @@ def test_the_quick_start_works_as_written_and_ctrl_c_leaves_nothing(
     children = psutil.Process(proc.pid).children(recursive=True)
     assert children, "the demo supervises nothing"
 
-    status = _activated(clone, "procward status -c examples/demo/procward.toml")
+    # The command the banner says finds the daemon, run as printed.
+    [command] = [m.group(1) for line in lines if (m := re.search(r"`(procward status[^`]*)`",
+                                                                   line))]
+    assert command == "procward status -c examples/demo/procward.toml", command
+    status = _activated(clone, command)
     assert status.returncode == 0, status.stdout + status.stderr
     with (clone / "examples" / "demo" / "procward.toml").open("rb") as f:
         names = tomllib.load(f)["services"]
