@@ -121,25 +121,36 @@ def _files_on_disk(config: Config, name: str, stream: str) -> list[tuple[bytes, 
         log_dir, n, stream, merged=settings.logs.merge_stderr)])
 
 
-def logs(args: argparse.Namespace) -> int:
-    stream = "stderr" if args.stderr else "stdout" if args.stdout else "both"
-    path = f"/v1/services/{segment(args.name)}/logs" + _query(args, stream=stream)
+def _show(args: argparse.Namespace, path: str, each: Callable[[bytes], None],
+          on_disk: Callable[[], tuple[Path, list[tuple[bytes, Path]]]]) -> int:
+    """``path`` from the daemon, or, when none runs, the files ``on_disk`` names
+    (the log dir and the labelled files), each chunk of lines to ``each``."""
     try:
         try:
             client = connect(args)
             if args.follow:
                 for line in client.stream(path):
-                    _out(line)
+                    each(line)
             else:
-                _out(client.text(path))
+                each(client.text(path))
         except NoDaemon as absent:
-            config = _load(args)
-            sources = _files_on_disk(config, args.name, stream)
-            _from_files(absent, config.procward.log_dir, sources, n=max(0, args.lines),
-                        follow=args.follow, each=_out)
+            log_dir, sources = on_disk()
+            _from_files(absent, log_dir, sources, n=max(0, args.lines), follow=args.follow,
+                        each=each)
     except ClientError as e:
         return fail(e)
     return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    stream = "stderr" if args.stderr else "stdout" if args.stdout else "both"
+
+    def on_disk() -> tuple[Path, list[tuple[bytes, Path]]]:
+        config = _load(args)
+        return config.procward.log_dir, _files_on_disk(config, args.name, stream)
+
+    return _show(args, f"/v1/services/{segment(args.name)}/logs" + _query(args, stream=stream),
+                 _out, on_disk)
 
 
 def _human(line: bytes) -> str:
@@ -153,8 +164,6 @@ def _human(line: bytes) -> str:
 
 
 def events(args: argparse.Namespace) -> int:
-    path = "/v1/events" + _query(args)
-
     def show(data: bytes) -> None:
         for line in data.splitlines(keepends=True):
             if args.json:
@@ -162,20 +171,10 @@ def events(args: argparse.Namespace) -> int:
             else:
                 print(_human(line), flush=True)
 
-    try:
-        try:
-            client = connect(args)
-            if args.follow:
-                for line in client.stream(path):
-                    show(line)
-            else:
-                show(client.text(path))
-        except NoDaemon as absent:
-            from procward._logfiles import EVENTS_FILE
+    def on_disk() -> tuple[Path, list[tuple[bytes, Path]]]:
+        from procward._logfiles import EVENTS_FILE
 
-            log_dir = _load(args).procward.log_dir
-            _from_files(absent, log_dir, [(b"", log_dir / EVENTS_FILE)], n=max(0, args.lines),
-                        follow=args.follow, each=show)
-    except ClientError as e:
-        return fail(e)
-    return 0
+        log_dir = _load(args).procward.log_dir
+        return log_dir, [(b"", log_dir / EVENTS_FILE)]
+
+    return _show(args, "/v1/events" + _query(args), show, on_disk)
