@@ -108,11 +108,11 @@ def _files_on_disk(config: Config, name: str, stream: str) -> list[tuple[bytes, 
     labels them."""
     from procward._logfiles import instance_log_files, instance_names, labelled
 
-    service = name if name in config.services else name.rpartition(":")[0]
+    # A service name has no ':' (SERVICE_NAME): what comes before one is the service.
+    service = name.partition(":")[0]
     settings = config.services.get(service)
-    names = [] if settings is None else instance_names(service, settings.instances)
-    if name != service:
-        names = [n for n in names if n == name]
+    names = [n for n in instance_names(service, settings.instances)
+             if name in (service, n)] if settings is not None else []
     if settings is None or not names:
         raise ClientError(f"no service or instance named {name!r} in {config.source}",
                           EXIT_BAD_CONFIG)
